@@ -1,0 +1,19 @@
+// Each subcommand registers its flags on the app and returns how to run it.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace vgg::cli {
+
+struct Command {
+  CLI::App* app;
+  std::function<int()> run;  // returns the exit code
+};
+
+Command register_train(CLI::App& root);
+Command register_eval(CLI::App& root);
+Command register_summary(CLI::App& root);
+
+}  // namespace vgg::cli

@@ -1,0 +1,142 @@
+#include "common.h"
+
+#include <fmt/format.h>
+
+#include "vgg/error.h"
+
+namespace vgg::cli {
+
+void add_model_flags(CLI::App* app, ModelOptions& o) {
+  app->add_option("--arch", o.arch(), "vgg11|vgg13|vgg16|vgg19[_bn], alexnet, or a conv_arch such as 1x64,1x128,2x256")
+      ->capture_default_str();
+  app->add_option("--width-ratio", o.width_ratio(), "divide every conv width by this (D2L's small VGG uses 4)")
+      ->capture_default_str();
+  app->add_option("--fc-width", o.fc_width(), "width of the two hidden dense layers")->capture_default_str();
+  app->add_option("--in-channels", o.in_channels(), "input channels (1 for Fashion-MNIST)")->capture_default_str();
+  app->add_option("--classes", o.num_classes(), "number of classes")->capture_default_str();
+  app->add_option("--image-size", o.image_size(), "side of the square input the images are resized to")
+      ->capture_default_str();
+  app->add_option("--dropout", o.dropout(), "dropout after each hidden dense layer")->capture_default_str();
+  app->add_flag("--batch-norm,!--no-batch-norm", o.batch_norm(), "batch norm after every conv (same as a _bn name)")
+      ->capture_default_str();
+  app->add_option("--init", o.init(), "weight init: xavier (D2L) or kaiming (torchvision)")->capture_default_str();
+}
+
+void add_preprocess_flags(CLI::App* app, PreprocessOptions& o, bool augmentation) {
+  app->add_flag("--normalize,!--no-normalize", o.normalize(), "subtract the mean and divide by the std after scaling to [0,1]")
+      ->capture_default_str();
+  if (augmentation) {
+    app->add_option("--crop-padding", o.crop_padding(), "random-crop augmentation: zero padding in pixels (0 = off)")
+        ->capture_default_str();
+    app->add_flag("--hflip,!--no-hflip", o.hflip(), "random horizontal flips")->capture_default_str();
+  }
+}
+
+void add_threads_flag(CLI::App* app, int& threads) {
+  app->add_option("--threads", threads,
+                  "intra-op threads; 0 = OMP_NUM_THREADS if set, else one per core")
+      ->capture_default_str();
+}
+
+const std::vector<Preset>& presets() {
+  static const std::vector<Preset> table = {
+      {"default",
+       "small VGG with batch norm at 28x28, one-cycle SGD: >= 0.92 on Fashion-MNIST in a few minutes on 2 cores",
+       {{"--arch", "2x32,2x64,2x128"},
+        {"--batch-norm", "true"},
+        {"--image-size", "28"},
+        {"--fc-width", "256"},
+        {"--dropout", "0.3"},
+        {"--init", "kaiming"},
+        {"--normalize", "true"},
+        {"--crop-padding", "2"},
+        {"--hflip", "true"},
+        {"--epochs", "4"},
+        {"--batch-size", "128"},
+        {"--lr", "0.1"},
+        {"--momentum", "0.9"},
+        {"--nesterov", "true"},
+        {"--weight-decay", "5e-4"},
+        {"--schedule", "onecycle"},
+        {"--label-smoothing", "0.1"}}},
+      {"seed",
+       "the notebook exactly: vgg11, 224x224, batch 32, SGD lr 0.05, 5 epochs, first 1000 training images "
+       "(evaluated once, on the real test set)",
+       {{"--arch", "vgg11"},
+        {"--image-size", "224"},
+        {"--batch-size", "32"},
+        {"--lr", "0.05"},
+        {"--epochs", "5"},
+        {"--limit-train", "1000"},
+        {"--eval-every", "0"}}},
+      {"d2l",
+       "D2L's small VGG: width ratio 4, 224x224, batch 128, lr 0.05, 10 epochs",
+       {{"--arch", "vgg11"},
+        {"--width-ratio", "4"},
+        {"--image-size", "224"},
+        {"--batch-size", "128"},
+        {"--lr", "0.05"},
+        {"--epochs", "10"}}},
+  };
+  return table;
+}
+
+bool given(CLI::App* app, const std::string& flag) {
+  try {
+    return app->get_option(flag)->count() > 0;
+  } catch (const CLI::OptionNotFound&) {
+    return false;
+  }
+}
+
+void apply_preset(CLI::App* app, const std::string& name) {
+  for (const auto& p : presets()) {
+    if (p.name != name) continue;
+    for (const auto& [flag, value] : p.values) {
+      CLI::Option* opt = app->get_option_no_throw(flag);
+      if (opt == nullptr || opt->count() > 0) continue;
+      opt->clear();
+      opt->add_result(value);
+      opt->run_callback();
+    }
+    return;
+  }
+  std::string names;
+  for (const auto& p : presets()) names += (names.empty() ? "" : ", ") + p.name;
+  throw UsageError(fmt::format("--preset: expected one of {}, found '{}'", names, name));
+}
+
+void sync_image_size(ModelOptions& model, PreprocessOptions& pre) { pre.image_size(model.image_size()); }
+
+std::string yes_no(bool b) { return b ? "yes" : "no"; }
+
+void print_table(const std::vector<std::vector<std::string>>& rows, std::FILE* out) {
+  std::vector<size_t> width;
+  for (const auto& r : rows) {
+    for (size_t i = 0; i < r.size(); ++i) {
+      if (width.size() <= i) width.push_back(0);
+      width[i] = std::max(width[i], r[i].size());
+    }
+  }
+  for (size_t k = 0; k < rows.size(); ++k) {
+    std::string line;
+    for (size_t i = 0; i < rows[k].size(); ++i) {
+      // First column left-aligned (names), the rest right-aligned (numbers).
+      line += i == 0 ? fmt::format("{:<{}}", rows[k][i], width[i]) : fmt::format("  {:>{}}", rows[k][i], width[i]);
+    }
+    fmt::print(out, "{}\n", line);
+    if (k == 0) {
+      size_t total = 0;
+      for (size_t w : width) total += w + 2;
+      fmt::print(out, "{}\n", std::string(total - 2, '-'));
+    }
+  }
+}
+
+std::string with_commas(int64_t v) {
+  std::string s = std::to_string(v < 0 ? -v : v);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+  return v < 0 ? "-" + s : s;
+}
+
+}  // namespace vgg::cli

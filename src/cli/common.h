@@ -1,0 +1,43 @@
+// Flags and helpers shared by the subcommands.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "vgg/data/batch.h"
+#include "vgg/models/arch.h"
+#include "vgg/train/options.h"
+
+namespace vgg::cli {
+
+// Architecture flags (--arch, --width-ratio, --fc-width, ...), each declared
+// once with its live default shown in --help.
+void add_model_flags(CLI::App* app, ModelOptions& o);
+void add_preprocess_flags(CLI::App* app, PreprocessOptions& o, bool augmentation);
+void add_threads_flag(CLI::App* app, int& threads);
+
+// A preset is a set of flag values applied where the user gave none.
+struct Preset {
+  std::string name, description;
+  std::vector<std::pair<std::string, std::string>> values;  // flag name -> value
+};
+const std::vector<Preset>& presets();
+void apply_preset(CLI::App* app, const std::string& name);
+
+// True when the user set this flag on the command line.
+bool given(CLI::App* app, const std::string& flag);
+
+// Puts the model's image size and the preprocessing's in agreement.
+void sync_image_size(ModelOptions& model, PreprocessOptions& pre);
+
+std::string yes_no(bool b);
+
+// Prints a right-aligned text table; the first row is the header.
+void print_table(const std::vector<std::vector<std::string>>& rows, std::FILE* out = stdout);
+
+std::string with_commas(int64_t v);
+
+}  // namespace vgg::cli

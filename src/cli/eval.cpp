@@ -1,0 +1,93 @@
+// vgg eval: loss, accuracy, per-class accuracy and confusion matrix of a checkpoint.
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "common.h"
+#include "vgg/data/dataset.h"
+#include "vgg/error.h"
+#include "vgg/sys.h"
+#include "vgg/train/checkpoint.h"
+#include "vgg/train/evaluate.h"
+#include "vgg/train/precision.h"
+
+namespace vgg::cli {
+namespace {
+
+struct EvalArgs {
+  std::string checkpoint;
+  std::string data = kDefaultDataDir;
+  int64_t limit_test = 0;
+  EvalOptions eval;
+  bool json = false;
+  int threads = 0;
+};
+
+int run_eval(CLI::App* app, EvalArgs& a) {
+  if (a.limit_test < 0) throw UsageError(fmt::format("--limit-test: expected >= 0, found {}", a.limit_test));
+  if (a.eval.batch_size() < 1) {
+    throw UsageError(fmt::format("--batch-size: expected a positive number, found {}", a.eval.batch_size()));
+  }
+  if (a.eval.precision() != "fp32" && a.eval.precision() != "bf16") {
+    throw UsageError(fmt::format("--precision: expected fp32 or bf16, found '{}'", a.eval.precision()));
+  }
+  check_data_dir(a.data);
+  configure_threads(a.threads);
+  LoadedCheckpoint ck = load_checkpoint(a.checkpoint);
+  Dataset test = load_idx_dataset(a.data, Split::Test, ck.meta.model.num_classes(), a.limit_test);
+  if (!ck.meta.class_names.empty()) test.class_names = ck.meta.class_names;
+  if (a.eval.channels_last()) to_channels_last(*ck.model);
+  EvalResult r = evaluate(ck.model, test, ck.meta.preprocess, a.eval);
+  const auto per_class = r.per_class_accuracy();
+  if (a.json) {
+    nlohmann::json j = {{"checkpoint", a.checkpoint}, {"loss", r.loss},         {"accuracy", r.accuracy},
+                        {"count", r.count},           {"per_class", per_class}, {"class_names", test.class_names}};
+    std::vector<std::vector<int64_t>> cm(r.confusion.size(0));
+    for (int64_t i = 0; i < r.confusion.size(0); ++i) {
+      for (int64_t k = 0; k < r.confusion.size(1); ++k) cm[i].push_back(r.confusion[i][k].item<int64_t>());
+    }
+    j["confusion"] = cm;
+    fmt::print("{}\n", j.dump(2));
+    return 0;
+  }
+  fmt::print("checkpoint {} ({} after {} epochs)\n", a.checkpoint, resolve_arch(ck.meta.model).label,
+             ck.meta.epochs_done);
+  fmt::print("test images {}  loss {:.4f}  accuracy {:.4f}\n\n", r.count, r.loss, r.accuracy);
+  std::vector<std::vector<std::string>> rows = {{"class", "accuracy", "images"}};
+  for (size_t c = 0; c < per_class.size(); ++c) {
+    rows.push_back({test.class_names[c], fmt::format("{:.4f}", per_class[c]),
+                    std::to_string(r.confusion[static_cast<int64_t>(c)].sum().item<int64_t>())});
+  }
+  print_table(rows);
+  fmt::print("\nconfusion matrix (rows: true class, columns: predicted)\n");
+  std::vector<std::vector<std::string>> cm = {{""}};
+  for (size_t c = 0; c < per_class.size(); ++c) cm[0].push_back(std::to_string(c));
+  for (size_t c = 0; c < per_class.size(); ++c) {
+    std::vector<std::string> row = {fmt::format("{} {}", c, test.class_names[c])};
+    for (size_t k = 0; k < per_class.size(); ++k) {
+      row.push_back(std::to_string(r.confusion[static_cast<int64_t>(c)][static_cast<int64_t>(k)].item<int64_t>()));
+    }
+    cm.push_back(row);
+  }
+  print_table(cm);
+  return 0;
+}
+
+}  // namespace
+
+Command register_eval(CLI::App& root) {
+  auto args = std::make_shared<EvalArgs>();
+  EvalArgs& a = *args;
+  CLI::App* app = root.add_subcommand("eval", "evaluate a checkpoint on the test set");
+  app->add_option("--checkpoint", a.checkpoint, "checkpoint written by vgg train --save")->required();
+  app->add_option("--data", a.data, "directory with t10k-{images-idx3,labels-idx1}-ubyte[.gz]")->capture_default_str();
+  app->add_option("--limit-test", a.limit_test, "use only the first N test images (0 = all)")->capture_default_str();
+  app->add_option("--batch-size", a.eval.batch_size(), "evaluation batch size")->capture_default_str();
+  app->add_option("--precision", a.eval.precision(), "fp32 or bf16 (autocast)")->capture_default_str();
+  app->add_flag("--channels-last,!--no-channels-last", a.eval.channels_last(), "NHWC memory format")
+      ->capture_default_str();
+  app->add_flag("--json", a.json, "print the result as JSON");
+  add_threads_flag(app, a.threads);
+  return {app, [app, args]() { return run_eval(app, *args); }};
+}
+
+}  // namespace vgg::cli

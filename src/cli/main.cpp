@@ -1,0 +1,48 @@
+// vgg: train, evaluate and inspect VGG networks. Errors are caught here once
+// and printed on one line: exit code 2 for usage errors, 1 for the rest.
+#include <c10/util/Exception.h>
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "vgg/error.h"
+
+namespace {
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vgg: VGG networks (Simonyan & Zisserman 2014, as in Dive into Deep Learning) in C++ on LibTorch"};
+  app.require_subcommand(1);
+  std::vector<vgg::cli::Command> commands = {vgg::cli::register_train(app), vgg::cli::register_eval(app),
+                                             vgg::cli::register_summary(app)};
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "vgg: error: {}\n", first_line(e.what()));
+    return 2;
+  }
+  try {
+    for (auto& c : commands) {
+      if (c.app->parsed()) return c.run();
+    }
+  } catch (const vgg::UsageError& e) {
+    fmt::print(stderr, "vgg: error: {}\n", first_line(e.what()));
+    return 2;
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "vgg: error: {}\n", first_line(e.what()));
+    return 2;
+  } catch (const c10::Error& e) {
+    fmt::print(stderr, "vgg: error: {}\n", first_line(e.what_without_backtrace()));
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "vgg: error: {}\n", first_line(e.what()));
+    return 1;
+  }
+  return 2;
+}

@@ -1,0 +1,237 @@
+// vgg train: train a network on an IDX data set, evaluating every epoch.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <fstream>
+
+#include "commands.h"
+#include "common.h"
+#include "vgg/data/dataset.h"
+#include "vgg/error.h"
+#include "vgg/sys.h"
+#include "vgg/train/checkpoint.h"
+#include "vgg/train/trainer.h"
+
+namespace vgg::cli {
+namespace {
+
+struct TrainArgs {
+  ModelOptions model;
+  PreprocessOptions pre;
+  TrainOptions train;
+  std::string preset = "default";
+  std::string data = kDefaultDataDir;
+  std::string save, resume, metrics;
+  int threads = 0;
+  int64_t limit_train = 0, limit_test = 0;
+  int64_t eval_every = 1;
+  bool progress = true;
+};
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_signal(int) { g_stop.store(true); }
+
+void print_config(const TrainArgs& a, int threads, const Dataset& train, const Dataset& test) {
+  const ResolvedArch r = resolve_arch(a.model);
+  const LayerTable layers = plan_layers(a.model);
+  fmt::print("preset {}: {}\n", a.preset, r.label);
+  fmt::print("  model      conv_arch {}  batch_norm {}  fc_width {}  dropout {}  init {}  input {}x{}x{}  classes {}\n",
+             r.family == Family::VGG ? format_conv_arch(r.conv_arch) : r.label, yes_no(r.batch_norm),
+             a.model.fc_width(), a.model.dropout(), a.model.init(), a.model.in_channels(), a.model.image_size(),
+             a.model.image_size(), a.model.num_classes());
+  fmt::print("  params     {}  forward {:.3f} GMAC/image\n", with_commas(total_params(layers)),
+             static_cast<double>(total_macs(layers)) / 1e9);
+  fmt::print("  optimiser  SGD lr {} momentum {}{} weight_decay {} schedule {} label_smoothing {}\n", a.train.lr(),
+             a.train.momentum(), a.train.nesterov() ? " (nesterov)" : "", a.train.weight_decay(),
+             a.train.schedule(), a.train.label_smoothing());
+  fmt::print("  training   epochs {}  batch {}  precision {}  channels_last {}  threads {}  seed {}\n",
+             a.train.epochs(), a.train.batch_size(), a.train.precision(), yes_no(a.train.channels_last()), threads,
+             a.train.seed());
+  fmt::print("  data       {}: {} training images, {} test images ({}x{} uint8), normalize {}, crop_padding {}, hflip {}\n",
+             a.data, train.size(), test.size(), train.height(), train.height(), yes_no(a.pre.normalize()),
+             a.pre.crop_padding(), yes_no(a.pre.hflip()));
+  std::fflush(stdout);
+}
+
+class ProgressBar {
+ public:
+  explicit ProgressBar(bool enabled) : enabled_(enabled && ::isatty(STDERR_FILENO)) {}
+  void update(int64_t epoch, int64_t epochs, const StepInfo& s) {
+    if (!enabled_) return;
+    const int width = 30;
+    const int filled = static_cast<int>(width * s.step / s.steps);
+    fmt::print(stderr, "\r  epoch {}/{} [{}{}] {}/{}  loss {:.4f}  acc {:.4f}  {:.0f} img/s  ETA {:.0f}s   ", epoch,
+               epochs, std::string(filled, '#'), std::string(width - filled, '.'), s.step, s.steps, s.loss,
+               s.accuracy, s.images_per_sec, s.eta_seconds);
+    std::fflush(stderr);
+  }
+  void clear() {
+    if (enabled_) fmt::print(stderr, "\r{}\r", std::string(110, ' '));
+  }
+
+ private:
+  bool enabled_;
+};
+
+int run_train(CLI::App* app, TrainArgs& a) {
+  if (!a.resume.empty()) {
+    // The checkpoint carries the whole configuration; flags may only extend
+    // the run (e.g. --epochs), never change the architecture.
+    CheckpointMeta meta = read_checkpoint_meta(a.resume);
+    const std::pair<const char*, const char*> arch_flags[] = {
+        {"--arch", "arch"},         {"--width-ratio", "width_ratio"}, {"--fc-width", "fc_width"},
+        {"--in-channels", "in_channels"}, {"--classes", "num_classes"},   {"--image-size", "image_size"},
+        {"--batch-norm", "batch_norm"},   {"--init", "init"},             {"--dropout", "dropout"}};
+    const nlohmann::json have = meta.model, want = a.model;
+    for (const auto& [flag, key] : arch_flags) {
+      if (given(app, flag) && have[key] != want[key]) {
+        throw UsageError(fmt::format("{}: {} was trained with {} = {}, not {}; drop the flag to resume", flag, a.resume,
+                                     key, have[key].dump(), want[key].dump()));
+      }
+    }
+    const int64_t epochs = given(app, "--epochs") ? a.train.epochs() : meta.train.epochs();
+    a.model = meta.model;
+    a.pre = meta.preprocess;
+    a.train = meta.train;
+    a.train.epochs(epochs);
+  } else {
+    apply_preset(app, a.preset);
+  }
+  sync_image_size(a.model, a.pre);
+  plan_layers(a.model);  // validates architecture flags before any work
+  validate(a.train);
+  if (a.limit_train < 0) throw UsageError(fmt::format("--limit-train: expected >= 0, found {}", a.limit_train));
+  if (a.limit_test < 0) throw UsageError(fmt::format("--limit-test: expected >= 0, found {}", a.limit_test));
+  if (a.eval_every < 0) throw UsageError(fmt::format("--eval-every: expected >= 0, found {}", a.eval_every));
+  if (!a.save.empty()) check_writable(a.save, "--save");
+  if (!a.metrics.empty()) check_writable(a.metrics, "--metrics");
+  check_data_dir(a.data);
+
+  const int threads = configure_threads(a.threads);
+  Dataset train = load_idx_dataset(a.data, Split::Train, a.model.num_classes(), a.limit_train);
+  Dataset test = load_idx_dataset(a.data, Split::Test, a.model.num_classes(), a.limit_test);
+  if (train.channels() != a.model.in_channels()) {
+    throw UsageError(fmt::format("--in-channels: the model expects {} channels, the data in {} has {}",
+                                 a.model.in_channels(), a.data, train.channels()));
+  }
+  print_config(a, threads, train, test);
+
+  torch::manual_seed(a.train.seed());
+  Trainer trainer(build_model(a.model), a.train, a.pre);
+  if (!a.resume.empty()) {
+    CheckpointMeta meta = load_checkpoint_into(a.resume, trainer.model(), &trainer.optimizer());
+    trainer.set_epochs_done(meta.epochs_done);
+    fmt::print("resumed from {} after epoch {}\n", a.resume, meta.epochs_done);
+    if (meta.epochs_done >= a.train.epochs()) {
+      fmt::print("nothing to do: {} already has {} epochs (pass a larger --epochs)\n", a.resume, meta.epochs_done);
+      return 0;
+    }
+  }
+
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  std::ofstream metrics;
+  if (!a.metrics.empty()) metrics.open(a.metrics, std::ios::app);
+
+  auto save = [&]() {
+    if (a.save.empty()) return;
+    CheckpointMeta meta{a.model, a.pre, a.train, trainer.epochs_done(), train.class_names, {}};
+    save_checkpoint(a.save, meta, trainer.model(), &trainer.optimizer());
+  };
+
+  ProgressBar bar(a.progress);
+  EvalResult last_test;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (trainer.epochs_done() < a.train.epochs()) {
+    const int64_t epoch = trainer.epochs_done() + 1;
+    const bool last = epoch == a.train.epochs();
+    const bool eval = last || (a.eval_every > 0 && epoch % a.eval_every == 0);
+    EpochStats s = trainer.run_epoch(train, eval ? &test : nullptr,
+                                     [&](const StepInfo& info) { bar.update(epoch, a.train.epochs(), info); },
+                                     &g_stop);
+    bar.clear();
+    if (g_stop.load()) {
+      save();
+      fmt::print(stderr, "vgg: interrupted during epoch {}; {}\n", epoch,
+                 a.save.empty() ? "no --save path, so nothing was saved"
+                                : fmt::format("resume the {} finished epochs with: vgg train --resume {}",
+                                              trainer.epochs_done(), a.save));
+      return 130;
+    }
+    if (!std::isfinite(s.train_loss)) {
+      throw std::runtime_error(fmt::format(
+          "training diverged in epoch {} (loss is {}); try a lower --lr (now {}){}", epoch, s.train_loss, a.train.lr(),
+          a.save.empty() ? "" : fmt::format("; {} holds the last good epoch", a.save)));
+    }
+    std::string line = fmt::format("epoch {:>3}/{}  train loss {:.4f}  train acc {:.4f}", epoch, a.train.epochs(),
+                                   s.train_loss, s.train_accuracy);
+    if (s.test.count > 0) line += fmt::format("  test loss {:.4f}  test acc {:.4f}", s.test.loss, s.test.accuracy);
+    line += fmt::format("  {:.1f} img/s  {:.1f}s  lr {:.4g}", s.images_per_sec, s.seconds, s.lr);
+    fmt::print("{}\n", line);
+    std::fflush(stdout);
+    if (metrics.is_open()) {
+      metrics << to_json(s).dump() << "\n";
+      metrics.flush();
+    }
+    if (s.test.count > 0) last_test = s.test;
+    save();
+  }
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  fmt::print("training time {:.1f}s  peak memory (RSS) {}\n", total, format_bytes(static_cast<double>(peak_rss_bytes())));
+  if (last_test.count > 0) {
+    fmt::print("test accuracy: {:.4f} ({} test images)\n", last_test.accuracy, last_test.count);
+  }
+  if (!a.save.empty()) fmt::print("checkpoint: {}\n", a.save);
+  return 0;
+}
+
+}  // namespace
+
+Command register_train(CLI::App& root) {
+  auto args = std::make_shared<TrainArgs>();
+  TrainArgs& a = *args;
+  CLI::App* app = root.add_subcommand("train", "train a network on Fashion-MNIST (or any IDX data set)");
+  std::string preset_names;
+  for (const auto& p : presets()) preset_names += fmt::format("\n    {}: {}", p.name, p.description);
+  app->add_option("--preset", a.preset, "defaults for every flag not given:" + preset_names)->capture_default_str();
+  add_model_flags(app, a.model);
+  add_preprocess_flags(app, a.pre, /*augmentation=*/true);
+  app->add_option("--epochs", a.train.epochs(), "training epochs")->capture_default_str();
+  app->add_option("--batch-size", a.train.batch_size(), "training batch size")->capture_default_str();
+  app->add_option("--eval-batch-size", a.train.eval_batch_size(), "evaluation batch size")->capture_default_str();
+  app->add_option("--lr", a.train.lr(), "peak learning rate")->capture_default_str();
+  app->add_option("--momentum", a.train.momentum(), "SGD momentum")->capture_default_str();
+  app->add_flag("--nesterov,!--no-nesterov", a.train.nesterov(), "Nesterov momentum")->capture_default_str();
+  app->add_option("--weight-decay", a.train.weight_decay(), "L2 weight decay")->capture_default_str();
+  app->add_option("--schedule", a.train.schedule(), "lr schedule: constant, step, cosine or onecycle")
+      ->capture_default_str();
+  app->add_option("--step-epochs", a.train.step_epochs(), "step schedule: epochs between decays")
+      ->capture_default_str();
+  app->add_option("--gamma", a.train.gamma(), "step schedule: decay factor")->capture_default_str();
+  app->add_option("--label-smoothing", a.train.label_smoothing(), "label smoothing of the cross-entropy")
+      ->capture_default_str();
+  app->add_option("--seed", a.train.seed(), "seed for initialisation, shuffling and augmentation")
+      ->capture_default_str();
+  app->add_option("--precision", a.train.precision(), "fp32 or bf16 (autocast)")->capture_default_str();
+  app->add_flag("--channels-last,!--no-channels-last", a.train.channels_last(), "NHWC memory format")
+      ->capture_default_str();
+  app->add_option("--data", a.data, "directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]")
+      ->capture_default_str();
+  app->add_option("--limit-train", a.limit_train, "use only the first N training images (0 = all)")
+      ->capture_default_str();
+  app->add_option("--limit-test", a.limit_test, "use only the first N test images (0 = all)")->capture_default_str();
+  app->add_option("--eval-every", a.eval_every, "evaluate every N epochs (0 = after the last only)")
+      ->capture_default_str();
+  app->add_option("--save", a.save, "checkpoint path, written atomically after every epoch");
+  app->add_option("--resume", a.resume, "continue training from this checkpoint");
+  app->add_option("--metrics", a.metrics, "append one JSON object per epoch to this file");
+  app->add_flag("--progress,!--no-progress", a.progress, "live progress bar when stderr is a terminal")
+      ->capture_default_str();
+  add_threads_flag(app, a.threads);
+  return {app, [app, args]() { return run_train(app, *args); }};
+}
+
+}  // namespace vgg::cli

@@ -1,0 +1,82 @@
+#include "vgg/data/batch.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <nlohmann/json.hpp>
+
+namespace vgg {
+
+void to_json(nlohmann::json& j, const PreprocessOptions& o) {
+  j = nlohmann::json{{"image_size", o.image_size()}, {"normalize", o.normalize()}, {"mean", o.mean()},
+                     {"std", o.std()}, {"crop_padding", o.crop_padding()}, {"hflip", o.hflip()}};
+}
+
+void from_json(const nlohmann::json& j, PreprocessOptions& o) {
+  o.image_size(j.at("image_size").get<int64_t>())
+      .normalize(j.at("normalize").get<bool>())
+      .mean(j.at("mean").get<double>())
+      .std(j.at("std").get<double>())
+      .crop_padding(j.at("crop_padding").get<int64_t>())
+      .hflip(j.at("hflip").get<bool>());
+}
+
+namespace {
+
+torch::Tensor random_crop_flip(const torch::Tensor& x, int64_t pad, bool hflip, at::Generator* gen) {
+  const int64_t b = x.size(0), h = x.size(2), w = x.size(3);
+  torch::Tensor padded = pad > 0 ? torch::constant_pad_nd(x, {pad, pad, pad, pad}, 0) : x;
+  torch::Tensor out = torch::empty_like(x);
+  auto offsets = torch::randint(0, 2 * pad + 1, {b, 2}, *gen, torch::kInt64);
+  auto flips = torch::randint(0, 2, {b}, *gen, torch::kInt64);
+  auto off = offsets.accessor<int64_t, 2>();
+  auto flip = flips.accessor<int64_t, 1>();
+  for (int64_t i = 0; i < b; ++i) {
+    torch::Tensor crop = padded[i].narrow(1, off[i][0], h).narrow(2, off[i][1], w);
+    if (hflip && flip[i]) crop = crop.flip({2});
+    out[i].copy_(crop);
+  }
+  return out;
+}
+
+}  // namespace
+
+torch::Tensor preprocess(const torch::Tensor& images, const PreprocessOptions& o, at::Generator* augment) {
+  torch::Tensor x = images.to(torch::kFloat32).div_(255.0);
+  if (augment != nullptr && (o.crop_padding() > 0 || o.hflip())) {
+    x = random_crop_flip(x, o.crop_padding(), o.hflip(), augment);
+  }
+  if (x.size(2) != o.image_size() || x.size(3) != o.image_size()) {
+    namespace F = torch::nn::functional;
+    x = F::interpolate(x, F::InterpolateFuncOptions()
+                              .size(std::vector<int64_t>{o.image_size(), o.image_size()})
+                              .mode(torch::kBilinear)
+                              .align_corners(false));
+  }
+  if (o.normalize()) x.sub_(o.mean()).div_(o.std());
+  return x;
+}
+
+std::vector<torch::Tensor> epoch_batches(int64_t n, int64_t batch_size, bool shuffle, uint64_t seed,
+                                         int64_t epoch) {
+  torch::Tensor order;
+  if (shuffle) {
+    // Seeded from (seed, epoch) alone, so a resumed run sees the same order.
+    at::Generator gen = at::detail::createCPUGenerator(seed * 1000003ULL + static_cast<uint64_t>(epoch));
+    order = torch::randperm(n, gen, torch::kInt64);
+  } else {
+    order = torch::arange(n, torch::kInt64);
+  }
+  std::vector<torch::Tensor> batches;
+  for (int64_t start = 0; start < n; start += batch_size) {
+    batches.push_back(order.narrow(0, start, std::min(batch_size, n - start)));
+  }
+  return batches;
+}
+
+Batch make_batch(const Dataset& data, const torch::Tensor& indices, const PreprocessOptions& options,
+                 at::Generator* augment) {
+  return {preprocess(data.images.index_select(0, indices), options, augment),
+          data.labels.index_select(0, indices)};
+}
+
+}  // namespace vgg

@@ -1,0 +1,66 @@
+#include "vgg/data/dataset.h"
+
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include "vgg/data/idx.h"
+
+namespace vgg {
+namespace {
+
+bool is_file(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+}  // namespace
+
+std::vector<std::string> fashion_mnist_class_names() {
+  return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+          "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+}
+
+std::string idx_path(const std::string& dir, Split split, bool labels) {
+  const std::string stem = fmt::format("{}/{}-{}", dir, split == Split::Train ? "train" : "t10k",
+                                       labels ? "labels-idx1-ubyte" : "images-idx3-ubyte");
+  for (const std::string& p : {stem + ".gz", stem}) {
+    if (is_file(p)) return p;
+  }
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw DataError(fmt::format("data directory {} does not exist (install Debian's dataset-fashion-mnist or pass --data DIR)", dir));
+  }
+  throw DataError(fmt::format("expected {}.gz or {} in data directory {}", stem, stem, dir));
+}
+
+void check_data_dir(const std::string& dir) {
+  for (Split s : {Split::Train, Split::Test}) {
+    idx_path(dir, s, false);
+    idx_path(dir, s, true);
+  }
+}
+
+Dataset load_idx_dataset(const std::string& dir, Split split, int64_t num_classes, int64_t limit) {
+  const std::string images_file = idx_path(dir, split, false);
+  const std::string labels_file = idx_path(dir, split, true);
+  IdxArray images = read_idx_images(images_file);
+  IdxArray labels = read_idx_labels(labels_file, num_classes);
+  if (images.dims[0] != labels.dims[0]) {
+    throw DataError(fmt::format("{} holds {} images but {} holds {} labels; expected equal counts", images_file,
+                                images.dims[0], labels_file, labels.dims[0]));
+  }
+  int64_t n = images.dims[0];
+  if (limit > 0) n = std::min(n, limit);
+  const int64_t h = images.dims[1], w = images.dims[2];
+  Dataset d;
+  d.images = torch::from_blob(images.data.data(), {n, 1, h, w}, torch::kUInt8).clone();
+  d.labels = torch::from_blob(labels.data.data(), {n}, torch::kUInt8).to(torch::kInt64);
+  if (num_classes == 10) {
+    d.class_names = fashion_mnist_class_names();
+  } else {
+    for (int64_t c = 0; c < num_classes; ++c) d.class_names.push_back(std::to_string(c));
+  }
+  return d;
+}
+
+}  // namespace vgg

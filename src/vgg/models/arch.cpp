@@ -1,0 +1,242 @@
+#include "vgg/models/arch.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include <nlohmann/json.hpp>
+
+#include "vgg/error.h"
+
+namespace vgg {
+
+void to_json(nlohmann::json& j, const ModelOptions& o) {
+  j = nlohmann::json{{"arch", o.arch()},           {"in_channels", o.in_channels()},
+                     {"num_classes", o.num_classes()}, {"image_size", o.image_size()},
+                     {"width_ratio", o.width_ratio()}, {"fc_width", o.fc_width()},
+                     {"dropout", o.dropout()},         {"batch_norm", o.batch_norm()},
+                     {"init", o.init()}};
+}
+
+void from_json(const nlohmann::json& j, ModelOptions& o) {
+  o.arch(j.at("arch").get<std::string>())
+      .in_channels(j.at("in_channels").get<int64_t>())
+      .num_classes(j.at("num_classes").get<int64_t>())
+      .image_size(j.at("image_size").get<int64_t>())
+      .width_ratio(j.at("width_ratio").get<int64_t>())
+      .fc_width(j.at("fc_width").get<int64_t>())
+      .dropout(j.at("dropout").get<double>())
+      .batch_norm(j.at("batch_norm").get<bool>())
+      .init(j.at("init").get<std::string>());
+}
+
+const std::vector<NamedArch>& named_architectures() {
+  // Configurations A, B, D and E of Simonyan & Zisserman (2014), Table 1.
+  static const std::vector<NamedArch> table = {
+      {"vgg11", Family::VGG, {{1, 64}, {1, 128}, {2, 256}, {2, 512}, {2, 512}}, "configuration A (the notebook's VGG-11)"},
+      {"vgg13", Family::VGG, {{2, 64}, {2, 128}, {2, 256}, {2, 512}, {2, 512}}, "configuration B"},
+      {"vgg16", Family::VGG, {{2, 64}, {2, 128}, {3, 256}, {3, 512}, {3, 512}}, "configuration D"},
+      {"vgg19", Family::VGG, {{2, 64}, {2, 128}, {4, 256}, {4, 512}, {4, 512}}, "configuration E"},
+      {"alexnet", Family::AlexNet, {}, "D2L's AlexNet (96 11x11/4, 256 5x5, 384-384-256 3x3)"},
+  };
+  return table;
+}
+
+namespace {
+
+std::string known_names() {
+  std::string names;
+  for (const auto& a : named_architectures()) {
+    names += (names.empty() ? "" : ", ") + a.name;
+    if (a.family == Family::VGG) names += ", " + a.name + "_bn";
+  }
+  return names;
+}
+
+int64_t parse_positive(const std::string& s, const std::string& item, const std::string& text, int64_t max) {
+  if (s.empty() || s.size() > 6 || s.find_first_not_of("0123456789") != std::string::npos) {
+    throw UsageError(fmt::format("--arch: expected NUMxCHANNELS in '{}', found '{}'", text, item));
+  }
+  int64_t v = std::stoll(s);
+  if (v < 1 || v > max) {
+    throw UsageError(fmt::format("--arch: '{}' in '{}' is out of range (expected 1..{})", s, text, max));
+  }
+  return v;
+}
+
+}  // namespace
+
+ConvArch parse_conv_arch(const std::string& text) {
+  ConvArch arch;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    std::string item = text.substr(start, comma - start);
+    size_t x = item.find('x');
+    if (item.empty() || x == std::string::npos) {
+      throw UsageError(fmt::format(
+          "--arch: expected a name ({}) or a conv_arch like 1x64,1x128,2x256; found '{}'", known_names(), text));
+    }
+    int64_t num_convs = parse_positive(item.substr(0, x), item, text, 64);
+    int64_t num_channels = parse_positive(item.substr(x + 1), item, text, 65536);
+    arch.emplace_back(num_convs, num_channels);
+    if (arch.size() > 64) throw UsageError(fmt::format("--arch: more than 64 blocks in '{}'", text));
+    start = comma + 1;
+  }
+  return arch;
+}
+
+std::string format_conv_arch(const ConvArch& arch) {
+  std::string s;
+  for (const auto& [n, c] : arch) s += fmt::format("{}{}x{}", s.empty() ? "" : ",", n, c);
+  return s;
+}
+
+ResolvedArch resolve_arch(const ModelOptions& o) {
+  if (o.width_ratio() < 1 || o.width_ratio() > 512) {
+    throw UsageError(fmt::format("--width-ratio: expected 1..512, found {}", o.width_ratio()));
+  }
+  std::string name = o.arch();
+  bool bn = o.batch_norm();
+  const std::string suffix = "_bn";
+  if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    name = name.substr(0, name.size() - suffix.size());
+    bn = true;
+  }
+  ResolvedArch r{o.arch(), Family::VGG, {}, bn};
+  bool found = false;
+  for (const auto& a : named_architectures()) {
+    if (a.name == name) {
+      if (a.family != Family::VGG && bn) {
+        throw UsageError(fmt::format("--arch: {} has no batch-norm variant", a.name));
+      }
+      r.family = a.family;
+      r.conv_arch = a.conv_arch;
+      found = true;
+    }
+  }
+  if (!found) {
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) {
+      throw UsageError(fmt::format("--arch: unknown architecture '{}'; expected one of {} or a conv_arch like 1x64,2x128",
+                                   o.arch(), known_names()));
+    }
+    r.conv_arch = parse_conv_arch(name);
+  }
+  for (auto& [n, c] : r.conv_arch) c = std::max<int64_t>(1, c / o.width_ratio());
+  if (o.width_ratio() > 1) r.label += fmt::format("/{}", o.width_ratio());
+  return r;
+}
+
+namespace {
+
+void check_range(const char* flag, int64_t v, int64_t lo, int64_t hi) {
+  if (v < lo || v > hi) throw UsageError(fmt::format("{}: expected {}..{}, found {}", flag, lo, hi, v));
+}
+
+struct Planner {
+  LayerTable table;
+  Shape cur;
+  bool bn = false;
+
+  void add(LayerSpec l) {
+    l.in = cur;
+    cur = l.out;
+    table.push_back(std::move(l));
+  }
+  void conv(const std::string& id, int block, int64_t out_c, int64_t k, int64_t s, int64_t p) {
+    int64_t oh = (cur.h + 2 * p - k) / s + 1, ow = (cur.w + 2 * p - k) / s + 1;
+    if (cur.h + 2 * p < k || cur.w + 2 * p < k) {
+      throw UsageError(fmt::format("block {}: a {}x{} convolution does not fit its {}x{} input; use a larger --image-size",
+                                   block, k, k, cur.h, cur.w));
+    }
+    LayerSpec l{LayerKind::Conv, "conv" + id, block};
+    l.out = {out_c, oh, ow};
+    l.kernel = k, l.stride = s, l.padding = p;
+    add(l);
+    if (bn) {
+      LayerSpec b{LayerKind::BatchNorm, "bn" + id, block};
+      b.out = cur;
+      add(b);
+    }
+    relu("relu" + id, block);
+  }
+  void relu(const std::string& name, int block) {
+    LayerSpec l{LayerKind::ReLU, name, block};
+    l.out = cur;
+    add(l);
+  }
+  void pool(const std::string& name, int block, int64_t k, int64_t s, const std::string& what) {
+    if (cur.h < k || cur.w < k) {
+      throw UsageError(fmt::format(
+          "{}: its {}x{} max-pool needs an input of at least {}x{}, but the image has shrunk to {}x{}; "
+          "use a larger --image-size or fewer blocks",
+          what, k, k, k, k, cur.h, cur.w));
+    }
+    LayerSpec l{LayerKind::MaxPool, name, block};
+    l.out = {cur.c, (cur.h - k) / s + 1, (cur.w - k) / s + 1};
+    l.kernel = k, l.stride = s;
+    add(l);
+  }
+  void dense_head(int64_t fc_width, int64_t classes, double dropout) {
+    LayerSpec f{LayerKind::Flatten, "flatten", 0};
+    f.out = {cur.numel(), 1, 1};
+    add(f);
+    for (int i = 1; i <= 2; ++i) {
+      linear(fmt::format("fc{}", i), fc_width);
+      relu(fmt::format("relu_fc{}", i), 0);
+      LayerSpec d{LayerKind::Dropout, fmt::format("dropout{}", i), 0};
+      d.out = cur;
+      d.dropout = dropout;
+      add(d);
+    }
+    linear("fc3", classes);
+  }
+  void linear(const std::string& name, int64_t out) {
+    LayerSpec l{LayerKind::Linear, name, 0};
+    l.out = {out, 1, 1};
+    add(l);
+  }
+};
+
+}  // namespace
+
+LayerTable plan_layers(const ModelOptions& o) {
+  check_range("--in-channels", o.in_channels(), 1, 4096);
+  check_range("--classes", o.num_classes(), 2, 1 << 20);
+  check_range("--image-size", o.image_size(), 1, 4096);
+  check_range("--fc-width", o.fc_width(), 1, 1 << 16);
+  if (!(o.dropout() >= 0.0 && o.dropout() < 1.0)) {
+    throw UsageError(fmt::format("--dropout: expected 0 <= p < 1, found {}", o.dropout()));
+  }
+  if (o.init() != "xavier" && o.init() != "kaiming") {
+    throw UsageError(fmt::format("--init: expected xavier or kaiming, found '{}'", o.init()));
+  }
+  ResolvedArch r = resolve_arch(o);
+  Planner p;
+  p.cur = {o.in_channels(), o.image_size(), o.image_size()};
+  p.bn = r.batch_norm;
+  if (r.family == Family::AlexNet) {
+    p.conv("1", 1, 96, 11, 4, 1);
+    p.pool("pool1", 1, 3, 2, "alexnet layer pool1");
+    p.conv("2", 2, 256, 5, 1, 2);
+    p.pool("pool2", 2, 3, 2, "alexnet layer pool2");
+    p.conv("3", 3, 384, 3, 1, 1);
+    p.conv("4", 3, 384, 3, 1, 1);
+    p.conv("5", 3, 256, 3, 1, 1);
+    p.pool("pool3", 3, 3, 2, "alexnet layer pool3");
+  } else {
+    for (size_t b = 0; b < r.conv_arch.size(); ++b) {
+      const auto [num_convs, num_channels] = r.conv_arch[b];
+      const int block = static_cast<int>(b) + 1;
+      for (int64_t i = 1; i <= num_convs; ++i) p.conv(fmt::format("{}_{}", block, i), block, num_channels, 3, 1, 1);
+      p.pool(fmt::format("pool{}", block), block, 2, 2,
+             fmt::format("conv_arch block {} ({}x{})", block, num_convs, num_channels));
+    }
+  }
+  p.dense_head(o.fc_width(), o.num_classes(), o.dropout());
+  return p.table;
+}
+
+}  // namespace vgg

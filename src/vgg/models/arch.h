@@ -1,0 +1,77 @@
+// Model configuration and the table of named architectures.
+//
+// One table (like torchvision's `cfgs`) maps names to a `conv_arch`, and one
+// planner turns ModelOptions into a LayerTable; the module builder and every
+// analysis tool start from that table.
+#pragma once
+
+#include <torch/arg.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "vgg/models/layers.h"
+
+namespace vgg {
+
+// (num_convs, num_channels) per vgg_block, as in the D2L notebook.
+using ConvArch = std::vector<std::pair<int64_t, int64_t>>;
+
+struct ModelOptions {
+  ModelOptions() = default;
+  explicit ModelOptions(std::string arch) : arch_(std::move(arch)) {}
+
+  // A name from named_architectures() (optionally with "_bn") or a literal
+  // conv_arch such as "1x64,1x128,2x256,2x512,2x512".
+  TORCH_ARG(std::string, arch) = "vgg11";
+  TORCH_ARG(int64_t, in_channels) = 1;
+  TORCH_ARG(int64_t, num_classes) = 10;
+  TORCH_ARG(int64_t, image_size) = 224;
+  // Divides every conv width (D2L's small VGG uses 4).
+  TORCH_ARG(int64_t, width_ratio) = 1;
+  TORCH_ARG(int64_t, fc_width) = 4096;
+  TORCH_ARG(double, dropout) = 0.5;
+  // Batch norm after each conv; also switched on by a "_bn" name suffix.
+  TORCH_ARG(bool, batch_norm) = false;
+  // "xavier" (uniform, as D2L initialises its CNNs) or "kaiming" (as torchvision).
+  TORCH_ARG(std::string, init) = "xavier";
+};
+
+void to_json(nlohmann::json& j, const ModelOptions& o);
+void from_json(const nlohmann::json& j, ModelOptions& o);
+
+enum class Family { VGG, AlexNet };
+
+struct NamedArch {
+  std::string name;
+  Family family;
+  ConvArch conv_arch;  // empty for non-VGG families
+  std::string note;
+};
+
+// vgg11 (A), vgg13 (B), vgg16 (D), vgg19 (E), alexnet.
+const std::vector<NamedArch>& named_architectures();
+
+// Parses "1x64,1x128,..." into a conv_arch; throws UsageError naming the flag.
+ConvArch parse_conv_arch(const std::string& text);
+std::string format_conv_arch(const ConvArch& arch);
+
+struct ResolvedArch {
+  std::string label;     // name as displayed: "vgg11_bn", or the literal
+  Family family;
+  ConvArch conv_arch;    // after width_ratio
+  bool batch_norm;
+};
+
+// Looks up or parses options.arch() and applies width_ratio and "_bn".
+ResolvedArch resolve_arch(const ModelOptions& options);
+
+// Checks option ranges and plans every layer; throws UsageError when a value
+// is out of range or when the image shrinks below 1x1 (naming the block).
+LayerTable plan_layers(const ModelOptions& options);
+
+}  // namespace vgg

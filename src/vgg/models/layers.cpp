@@ -1,0 +1,54 @@
+#include "vgg/models/layers.h"
+
+#include <fmt/format.h>
+
+namespace vgg {
+
+std::string Shape::str() const {
+  if (h == 1 && w == 1) return fmt::format("{}", c);
+  return fmt::format("{}x{}x{}", c, h, w);
+}
+
+const char* kind_name(LayerKind kind) {
+  switch (kind) {
+    case LayerKind::Conv: return "Conv2d";
+    case LayerKind::BatchNorm: return "BatchNorm2d";
+    case LayerKind::ReLU: return "ReLU";
+    case LayerKind::MaxPool: return "MaxPool2d";
+    case LayerKind::Flatten: return "Flatten";
+    case LayerKind::Linear: return "Linear";
+    case LayerKind::Dropout: return "Dropout";
+  }
+  return "?";
+}
+
+int64_t LayerSpec::params() const {
+  switch (kind) {
+    case LayerKind::Conv: return out.c * in.c * kernel * kernel + out.c;
+    case LayerKind::BatchNorm: return 2 * out.c;
+    case LayerKind::Linear: return out.c * in.numel() + out.c;
+    default: return 0;
+  }
+}
+
+int64_t LayerSpec::macs() const {
+  switch (kind) {
+    case LayerKind::Conv: return out.numel() * in.c * kernel * kernel;
+    case LayerKind::Linear: return out.c * in.numel();
+    default: return 0;
+  }
+}
+
+int64_t total_params(const LayerTable& t) {
+  int64_t n = 0;
+  for (const auto& l : t) n += l.params();
+  return n;
+}
+
+int64_t total_macs(const LayerTable& t) {
+  int64_t n = 0;
+  for (const auto& l : t) n += l.macs();
+  return n;
+}
+
+}  // namespace vgg

@@ -1,0 +1,44 @@
+// Trainer configuration, in the style of LibTorch's *Options structs.
+#pragma once
+
+#include <torch/arg.h>
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace vgg {
+
+struct TrainOptions {
+  TORCH_ARG(int64_t, epochs) = 10;
+  TORCH_ARG(int64_t, batch_size) = 128;
+  TORCH_ARG(int64_t, eval_batch_size) = 256;
+  // SGD, as in the notebook (lr 0.05, no momentum by default).
+  TORCH_ARG(double, lr) = 0.05;
+  TORCH_ARG(double, momentum) = 0.0;
+  TORCH_ARG(bool, nesterov) = false;
+  TORCH_ARG(double, weight_decay) = 0.0;
+  // constant | step | cosine | onecycle (per step; onecycle as PyTorch's
+  // OneCycleLR: 30% warm-up from lr/25, cosine down to lr/25e4).
+  TORCH_ARG(std::string, schedule) = "constant";
+  // For "step": multiply by gamma every step_epochs epochs.
+  TORCH_ARG(int64_t, step_epochs) = 3;
+  TORCH_ARG(double, gamma) = 0.1;
+  TORCH_ARG(double, label_smoothing) = 0.0;
+  TORCH_ARG(uint64_t, seed) = 42;
+  // fp32 | bf16 (autocast).
+  TORCH_ARG(std::string, precision) = "fp32";
+  TORCH_ARG(bool, channels_last) = false;
+};
+
+void to_json(nlohmann::json& j, const TrainOptions& o);
+void from_json(const nlohmann::json& j, TrainOptions& o);
+
+// Throws UsageError naming the flag of the first value out of range.
+void validate(const TrainOptions& o);
+
+// Learning rate at global step `step` of `total_steps` (0-based).
+double scheduled_lr(const TrainOptions& o, int64_t step, int64_t total_steps, int64_t steps_per_epoch);
+
+}  // namespace vgg

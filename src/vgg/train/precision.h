@@ -1,0 +1,31 @@
+// Mixed precision and memory format helpers.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace vgg {
+
+// Enables bf16 autocast on CPU for its lifetime when precision == "bf16";
+// LibTorch 1.13 has no RAII guard for CPU autocast, so this is ours.
+class AutocastGuard {
+ public:
+  explicit AutocastGuard(const std::string& precision, const torch::Device& device);
+  ~AutocastGuard();
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  bool cpu_ = false, cuda_ = false;
+  bool prev_enabled_ = false;
+  at::ScalarType prev_dtype_ = at::kBFloat16;
+};
+
+// Module::to() has no memory-format overload in 1.13: convert 4-D tensors.
+void to_channels_last(torch::nn::Module& module);
+
+// True when this CPU has native bf16 dot products (AVX512-BF16 or AMX).
+bool cpu_has_native_bf16();
+
+}  // namespace vgg

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "vgg/data/dataset.h"
+#include "vgg/data/idx.h"
 #include "vgg/error.h"
 
 namespace vgg::cli {
@@ -51,14 +53,16 @@ const std::vector<Preset>& presets() {
         {"--normalize", "true"},
         {"--crop-padding", "2"},
         {"--hflip", "true"},
-        {"--epochs", "4"},
+        {"--epochs", "5"},
         {"--batch-size", "128"},
         {"--lr", "0.1"},
         {"--momentum", "0.9"},
         {"--nesterov", "true"},
         {"--weight-decay", "5e-4"},
         {"--schedule", "onecycle"},
-        {"--label-smoothing", "0.1"}}},
+        {"--label-smoothing", "0.1"},
+        {"--precision", "auto"},
+        {"--channels-last", "true"}}},
       {"seed",
        "the notebook exactly: vgg11, 224x224, batch 32, SGD lr 0.05, 5 epochs, first 1000 training images "
        "(evaluated once, on the real test set)",
@@ -68,7 +72,9 @@ const std::vector<Preset>& presets() {
         {"--lr", "0.05"},
         {"--epochs", "5"},
         {"--limit-train", "1000"},
-        {"--eval-every", "0"}}},
+        {"--eval-every", "0"},
+        {"--precision", "auto"},
+        {"--channels-last", "true"}}},
       {"d2l",
        "D2L's small VGG: width ratio 4, 224x224, batch 128, lr 0.05, 10 epochs",
        {{"--arch", "vgg11"},
@@ -76,7 +82,9 @@ const std::vector<Preset>& presets() {
         {"--image-size", "224"},
         {"--batch-size", "128"},
         {"--lr", "0.05"},
-        {"--epochs", "10"}}},
+        {"--epochs", "10"},
+        {"--precision", "auto"},
+        {"--channels-last", "true"}}},
   };
   return table;
 }
@@ -107,6 +115,14 @@ void apply_preset(CLI::App* app, const std::string& name) {
 }
 
 void sync_image_size(ModelOptions& model, PreprocessOptions& pre) { pre.image_size(model.image_size()); }
+
+void check_data_flag(const std::string& dir) {
+  try {
+    check_data_dir(dir);
+  } catch (const DataError& e) {
+    throw UsageError(fmt::format("--data: {}", e.what()));
+  }
+}
 
 std::string yes_no(bool b) { return b ? "yes" : "no"; }
 

@@ -33,6 +33,9 @@ bool given(CLI::App* app, const std::string& flag);
 // Puts the model's image size and the preprocessing's in agreement.
 void sync_image_size(ModelOptions& model, PreprocessOptions& pre);
 
+// Checks --data before any work; a missing directory or file is a usage error.
+void check_data_flag(const std::string& dir);
+
 std::string yes_no(bool b);
 
 // Prints a right-aligned text table; the first row is the header.

@@ -30,7 +30,7 @@ int run_eval(CLI::App* app, EvalArgs& a) {
   if (a.eval.precision() != "fp32" && a.eval.precision() != "bf16") {
     throw UsageError(fmt::format("--precision: expected fp32 or bf16, found '{}'", a.eval.precision()));
   }
-  check_data_dir(a.data);
+  check_data_flag(a.data);
   configure_threads(a.threads);
   LoadedCheckpoint ck = load_checkpoint(a.checkpoint);
   Dataset test = load_idx_dataset(a.data, Split::Test, ck.meta.model.num_classes(), a.limit_test);

@@ -17,6 +17,18 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::vector<vgg::cli::Command> commands = {vgg::cli::register_train(app), vgg::cli::register_eval(app),
                                              vgg::cli::register_summary(app)};
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    std::string names;
+    for (const auto& c : commands) {
+      known |= c.app->get_name() == argv[1];
+      names += (names.empty() ? "" : ", ") + c.app->get_name();
+    }
+    if (!known) {
+      fmt::print(stderr, "vgg: error: unknown command '{}'; expected one of {}\n", argv[1], names);
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -12,6 +12,7 @@
 #include "vgg/error.h"
 #include "vgg/sys.h"
 #include "vgg/train/checkpoint.h"
+#include "vgg/train/precision.h"
 #include "vgg/train/trainer.h"
 
 namespace vgg::cli {
@@ -103,12 +104,13 @@ int run_train(CLI::App* app, TrainArgs& a) {
   sync_image_size(a.model, a.pre);
   plan_layers(a.model);  // validates architecture flags before any work
   validate(a.train);
+  a.train.precision(resolve_precision(a.train.precision()));
   if (a.limit_train < 0) throw UsageError(fmt::format("--limit-train: expected >= 0, found {}", a.limit_train));
   if (a.limit_test < 0) throw UsageError(fmt::format("--limit-test: expected >= 0, found {}", a.limit_test));
   if (a.eval_every < 0) throw UsageError(fmt::format("--eval-every: expected >= 0, found {}", a.eval_every));
   if (!a.save.empty()) check_writable(a.save, "--save");
   if (!a.metrics.empty()) check_writable(a.metrics, "--metrics");
-  check_data_dir(a.data);
+  check_data_flag(a.data);
 
   const int threads = configure_threads(a.threads);
   Dataset train = load_idx_dataset(a.data, Split::Train, a.model.num_classes(), a.limit_train);
@@ -215,7 +217,8 @@ Command register_train(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--seed", a.train.seed(), "seed for initialisation, shuffling and augmentation")
       ->capture_default_str();
-  app->add_option("--precision", a.train.precision(), "fp32 or bf16 (autocast)")->capture_default_str();
+  app->add_option("--precision", a.train.precision(), "fp32, bf16 (autocast) or auto (bf16 where the CPU has native bf16)")
+      ->capture_default_str();
   app->add_flag("--channels-last,!--no-channels-last", a.train.channels_last(), "NHWC memory format")
       ->capture_default_str();
   app->add_option("--data", a.data, "directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]")

@@ -37,7 +37,8 @@ struct ModelOptions {
   TORCH_ARG(double, dropout) = 0.5;
   // Batch norm after each conv; also switched on by a "_bn" name suffix.
   TORCH_ARG(bool, batch_norm) = false;
-  // "xavier" (uniform, as D2L initialises its CNNs) or "kaiming" (as torchvision).
+  // "xavier" (uniform, as D2L initialises its CNNs) or "kaiming" (He-normal:
+  // fan-out for convs as torchvision, fan-in for dense layers).
   TORCH_ARG(std::string, init) = "xavier";
 };
 

@@ -37,7 +37,9 @@ void initialise(nn::Module& module, const std::string& scheme) {
       nn::init::zeros_(conv->bias);
     } else if (auto* linear = m->as<nn::Linear>()) {
       if (scheme == "kaiming") {
-        nn::init::normal_(linear->weight, 0.0, 0.01);
+        // He-normal over fan-in keeps narrow heads (--fc-width 32) trainable,
+        // where torchvision's fixed std 0.01 vanishes.
+        nn::init::kaiming_normal_(linear->weight, 0.0, torch::kFanIn, torch::kReLU);
       } else {
         nn::init::xavier_uniform_(linear->weight);
       }

@@ -68,8 +68,8 @@ void validate(const TrainOptions& o) {
   if (!(o.label_smoothing() >= 0 && o.label_smoothing() < 1)) {
     fail("--label-smoothing", "0 <= s < 1", fmt::format("{}", o.label_smoothing()));
   }
-  if (o.precision() != "fp32" && o.precision() != "bf16") {
-    fail("--precision", "fp32 or bf16", "'" + o.precision() + "'");
+  if (o.precision() != "fp32" && o.precision() != "bf16" && o.precision() != "auto") {
+    fail("--precision", "fp32, bf16 or auto", "'" + o.precision() + "'");
   }
 }
 

@@ -27,7 +27,7 @@ struct TrainOptions {
   TORCH_ARG(double, gamma) = 0.1;
   TORCH_ARG(double, label_smoothing) = 0.0;
   TORCH_ARG(uint64_t, seed) = 42;
-  // fp32 | bf16 (autocast).
+  // fp32 | bf16 (autocast) | auto (bf16 where the CPU has it natively).
   TORCH_ARG(std::string, precision) = "fp32";
   TORCH_ARG(bool, channels_last) = false;
 };

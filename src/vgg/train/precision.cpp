@@ -55,3 +55,12 @@ bool cpu_has_native_bf16() {
 }
 
 }  // namespace vgg
+
+namespace vgg {
+
+std::string resolve_precision(const std::string& precision) {
+  if (precision != "auto") return precision;
+  return cpu_has_native_bf16() ? "bf16" : "fp32";
+}
+
+}  // namespace vgg

@@ -26,6 +26,7 @@ Trainer::Trainer(ConvNet model, TrainOptions train, PreprocessOptions preprocess
       preprocess_(std::move(preprocess)),
       augment_gen_(at::detail::createCPUGenerator(train_.seed() ^ 0x5eedULL)) {
   validate(train_);
+  train_.precision(resolve_precision(train_.precision()));
   if (train_.channels_last()) to_channels_last(*model_);
   optimizer_ = std::make_unique<torch::optim::SGD>(
       model_->parameters(), torch::optim::SGDOptions(train_.lr())

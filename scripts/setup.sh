@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what vgg needs on Debian 12, only what is missing (sudo when not root).
+set -euo pipefail
+
+packages=(
+  cmake g++ make
+  libtorch-dev            # LibTorch 1.13 (CPU, oneDNN)
+  libopenblas0-pthread    # without it LibTorch's dense layers use reference BLAS (~4x slower)
+  libcli11-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libpng-dev libgtest-dev
+  dataset-fashion-mnist   # the real data: /usr/share/datasets/fashion-mnist
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "setup: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"

@@ -1,0 +1,136 @@
+// End-to-end tests of the vgg binary: real processes, real exit codes.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "../test_util.h"
+
+namespace vgg {
+namespace {
+
+struct CliRun {
+  int rc;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+CliRun vgg(const std::string& args, const test::TempDir& dir) {
+  const std::string cmd = std::string(VGG_CLI_PATH) + " " + args + " >" + dir.file("stdout") + " 2>" + dir.file("stderr");
+  int status = std::system(cmd.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(dir.file("stdout")),
+          slurp(dir.file("stderr"))};
+}
+
+int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+TEST(Cli, TrainsEvaluatesAndResumesOnASmallSubset) {
+  test::TempDir dir;
+  const std::string common = "--arch 1x8,1x16 --batch-norm --image-size 28 --fc-width 128 --limit-train 512 "
+                             "--limit-test 256 --batch-size 32 --lr 0.05 --momentum 0.9 --threads 2";
+  CliRun r = vgg("train " + common + " --epochs 2 --save " + dir.file("m.ckpt") + " --metrics " + dir.file("m.jsonl"), dir);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("epoch   2/2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("test accuracy: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(256 test images)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("peak memory"), std::string::npos);
+  std::ifstream metrics_file(dir.file("m.jsonl"));
+  std::string first, second;
+  std::getline(metrics_file, first);
+  std::getline(metrics_file, second);
+  auto metrics = nlohmann::json::parse(second);
+  EXPECT_EQ(metrics["epoch"], 2);
+  EXPECT_GT(metrics["test_accuracy"].get<double>(), 0.4);  // chance is 0.1
+
+  r = vgg("train --resume " + dir.file("m.ckpt") + " --epochs 3 --limit-train 512 --limit-test 256", dir);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("resumed from"), std::string::npos);
+  EXPECT_NE(r.out.find("epoch   3/3"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("epoch   2/3"), std::string::npos) << r.out;
+
+  r = vgg("eval --checkpoint " + dir.file("m.ckpt") + " --limit-test 300", dir);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("test images 300"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Ankle boot"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("confusion matrix"), std::string::npos) << r.out;
+
+  r = vgg("eval --json --checkpoint " + dir.file("m.ckpt") + " --limit-test 100", dir);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["count"], 100);
+  EXPECT_EQ(j["confusion"].size(), 10u);
+}
+
+TEST(Cli, SummaryShowsTheNotebooksCounts) {
+  test::TempDir dir;
+  CliRun r = vgg("summary --arch vgg11 --image-size 224 --in-channels 1 --classes 10", dir);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  for (const char* s : {"640", "73,856", "295,168", "590,080", "128,806,154", "512x7x7"}) {
+    EXPECT_NE(r.out.find(s), std::string::npos) << s;
+  }
+}
+
+TEST(Cli, BadValuesGiveOneLineAndExitCode2) {
+  test::TempDir dir;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"train --epochs 0", "--epochs"},
+      {"train --epochs abc", "--epochs"},
+      {"train --lr -1", "--lr"},
+      {"train --arch 1x", "--arch"},
+      {"train --arch vgg12", "--arch"},
+      {"train --arch vgg11 --image-size 16", "block 5"},
+      {"train --batch-size 0", "--batch-size"},
+      {"train --schedule weird", "--schedule"},
+      {"train --preset nope", "--preset"},
+      {"train --data /no/such/dir", "/no/such/dir"},
+      {"train --save /no/such/dir/x.ckpt", "--save"},
+      {"train --bogus-flag", "bogus"},
+      {"summary --width-ratio 0", "--width-ratio"},
+      {"eval", "--checkpoint"},
+      {"frobnicate", "frobnicate"},
+  };
+  for (const auto& [args, needle] : cases) {
+    CliRun r = vgg(args, dir);
+    EXPECT_EQ(r.rc, 2) << args << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1) << args << ": " << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << args << ": " << r.err;
+    EXPECT_EQ(r.err.find("Exception raised from"), std::string::npos) << args;
+  }
+}
+
+TEST(Cli, RuntimeErrorsExit1WithOneLine) {
+  test::TempDir dir;
+  std::ofstream(dir.file("bad.ckpt")) << "garbage";
+  CliRun r = vgg("eval --checkpoint " + dir.file("bad.ckpt"), dir);
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("bad.ckpt"), std::string::npos) << r.err;
+
+  // A data set whose training images file holds labels instead.
+  test::TempDir data;
+  test::write_tiny_dataset(data.str(), 20, 10);
+  test::write_bytes(data.file("train-images-idx3-ubyte.gz"), test::idx_bytes(2049, {1}, {0}), true);
+  r = vgg("train --data " + data.str(), dir);
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("expected magic 2051, found 2049"), std::string::npos) << r.err;
+}
+
+TEST(Cli, HelpShowsLiveDefaults) {
+  test::TempDir dir;
+  CliRun r = vgg("train --help", dir);
+  EXPECT_EQ(r.rc, 0);
+  EXPECT_NE(r.out.find("--lr"), std::string::npos);
+  EXPECT_NE(r.out.find("0.05"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("/usr/share/datasets/fashion-mnist"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vgg

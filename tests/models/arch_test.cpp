@@ -1,0 +1,117 @@
+#include <gtest/gtest.h>
+
+#include "vgg/error.h"
+#include "vgg/models/model.h"
+
+namespace vgg {
+namespace {
+
+int64_t params_of(const std::string& arch, int64_t in, int64_t classes, int64_t size = 224) {
+  return total_params(plan_layers(ModelOptions(arch).in_channels(in).num_classes(classes).image_size(size)));
+}
+
+TEST(Params, MatchTorchvisionPublishedCounts) {
+  // torchvision.models.vgg*: 3-channel input, 1000 classes, 224x224.
+  EXPECT_EQ(params_of("vgg11", 3, 1000), 132863336);
+  EXPECT_EQ(params_of("vgg13", 3, 1000), 133047848);
+  EXPECT_EQ(params_of("vgg16", 3, 1000), 138357544);
+  EXPECT_EQ(params_of("vgg19", 3, 1000), 143667240);
+  EXPECT_EQ(params_of("vgg11_bn", 3, 1000), 132868840);
+  EXPECT_EQ(params_of("vgg16_bn", 3, 1000), 138365992);
+}
+
+TEST(Params, MatchTheNotebooksKerasSummary) {
+  const LayerTable t = plan_layers(ModelOptions("vgg11"));
+  std::vector<int64_t> conv_params;
+  for (const auto& l : t) {
+    if (l.kind == LayerKind::Conv) conv_params.push_back(l.params());
+  }
+  EXPECT_EQ(conv_params, (std::vector<int64_t>{640, 73856, 295168, 590080, 1180160, 2359808, 2359808, 2359808}));
+  EXPECT_EQ(total_params(t), 128806154);
+}
+
+TEST(Params, ModuleHoldsExactlyWhatTheTablePlans) {
+  for (const std::string arch : {"vgg11", "vgg13_bn", "2x8,1x16", "alexnet"}) {
+    auto o = ModelOptions(arch).width_ratio(arch == "alexnet" ? 1 : 8).fc_width(64).image_size(224);
+    ConvNet net = build_model(o);
+    EXPECT_EQ(count_parameters(*net), total_params(net->layers())) << arch;
+  }
+}
+
+TEST(Shapes, EachBlockHalvesTheImageAsTheTableSays) {
+  auto o = ModelOptions("vgg11").width_ratio(8).fc_width(32);
+  ConvNet net = build_model(o);
+  torch::NoGradGuard no_grad;
+  torch::Tensor x = torch::randn({2, 1, 224, 224});
+  const std::vector<int64_t> expected_side = {112, 56, 28, 14, 7};
+  const std::vector<int64_t> expected_channels = {8, 16, 32, 64, 64};
+  ASSERT_EQ(net->features->size(), 5u);
+  for (size_t b = 0; b < net->features->size(); ++b) {
+    x = net->features[b]->as<torch::nn::Sequential>()->forward(x);
+    EXPECT_EQ(x.sizes(), (std::vector<int64_t>{2, expected_channels[b], expected_side[b], expected_side[b]}))
+        << "block " << b + 1;
+  }
+  // The table agrees with the real module for every block's pool.
+  for (const auto& l : net->layers()) {
+    if (l.kind == LayerKind::MaxPool) EXPECT_EQ(l.out.h, expected_side[l.block - 1]);
+  }
+  EXPECT_EQ(net->forward(torch::randn({3, 1, 224, 224})).sizes(), (std::vector<int64_t>{3, 10}));
+}
+
+TEST(Shapes, AlexNetMatchesD2L) {
+  const LayerTable t = plan_layers(ModelOptions("alexnet"));
+  for (const auto& l : t) {
+    if (l.name == "fc1") EXPECT_EQ(l.in.numel(), 6400);
+  }
+  ConvNet net = build_model(ModelOptions("alexnet").fc_width(64));
+  torch::NoGradGuard no_grad;
+  EXPECT_EQ(net->forward(torch::randn({1, 1, 224, 224})).sizes(), (std::vector<int64_t>{1, 10}));
+}
+
+TEST(Arch, VggBlockFollowsTheRecipe) {
+  torch::nn::Sequential block = vgg_block(2, 3, 16);
+  ASSERT_EQ(block->size(), 5u);  // conv relu conv relu pool
+  EXPECT_EQ(block->forward(torch::randn({1, 3, 8, 8})).sizes(), (std::vector<int64_t>{1, 16, 4, 4}));
+  EXPECT_EQ(vgg_block(1, 3, 16, /*batch_norm=*/true)->size(), 4u);  // conv bn relu pool
+}
+
+TEST(Arch, ParsesLiteralsAndWidthRatio) {
+  EXPECT_EQ(parse_conv_arch("1x64,2x128"), (ConvArch{{1, 64}, {2, 128}}));
+  ResolvedArch r = resolve_arch(ModelOptions("vgg11").width_ratio(4));
+  EXPECT_EQ(format_conv_arch(r.conv_arch), "1x16,1x32,2x64,2x128,2x128");
+  EXPECT_TRUE(resolve_arch(ModelOptions("vgg16_bn")).batch_norm);
+}
+
+template <typename F>
+std::string usage_error(F&& f) {
+  try {
+    f();
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a UsageError";
+  return "";
+}
+
+TEST(Arch, RejectsBadArchitecturesWithClearMessages) {
+  for (const std::string bad : {"vgg12", "1x", "x64", "1x64,", "0x64", "1x0", "1x64;2x128", "-1x3", "1x99999999999"}) {
+    std::string msg = usage_error([&] { plan_layers(ModelOptions(bad)); });
+    EXPECT_NE(msg.find("--arch"), std::string::npos) << bad << ": " << msg;
+  }
+  EXPECT_NE(usage_error([] { plan_layers(ModelOptions("vgg11").width_ratio(0)); }).find("--width-ratio"),
+            std::string::npos);
+  EXPECT_NE(usage_error([] { plan_layers(ModelOptions("alexnet_bn")); }).find("batch-norm"), std::string::npos);
+}
+
+TEST(Arch, RejectsImagesThatShrinkBelowOnePixelNamingTheBlock) {
+  // Five halvings need at least 32 pixels; 16 runs out in block 5.
+  std::string msg = usage_error([] { plan_layers(ModelOptions("vgg11").image_size(16)); });
+  EXPECT_NE(msg.find("block 5 (2x512)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("1x1"), std::string::npos) << msg;
+  EXPECT_NO_THROW(plan_layers(ModelOptions("vgg11").image_size(32)));
+  EXPECT_NE(usage_error([] { plan_layers(ModelOptions("alexnet").image_size(28)); }).find("alexnet"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace vgg

@@ -1,0 +1,80 @@
+// Helpers shared by the tests: temporary directories and tiny IDX files.
+#pragma once
+
+#include <zlib.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace vgg::test {
+
+// A fresh directory under the system temp dir, removed on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() / ("vgg-test-" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  std::string str() const { return path_.string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline std::vector<uint8_t> idx_bytes(uint32_t magic, const std::vector<uint32_t>& dims, const std::vector<uint8_t>& data) {
+  std::vector<uint8_t> out;
+  auto be32 = [&out](uint32_t v) {
+    for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<uint8_t>(v >> s));
+  };
+  be32(magic);
+  for (uint32_t d : dims) be32(d);
+  out.insert(out.end(), data.begin(), data.end());
+  return out;
+}
+
+inline void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes, bool gz) {
+  if (gz) {
+    gzFile f = gzopen(path.c_str(), "wb");
+    if (!bytes.empty()) gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
+    gzclose(f);
+  } else {
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
+                                                static_cast<std::streamsize>(bytes.size()));
+  }
+}
+
+// Writes a complete tiny data set (train and t10k) into dir: n images of
+// side x side pixels whose class is encoded in their brightness, so a model
+// can learn it.
+inline void write_tiny_dataset(const std::string& dir, uint32_t n_train, uint32_t n_test, uint32_t side = 28,
+                               bool gz = true, uint32_t classes = 10) {
+  std::mt19937 rng(7);
+  for (auto [name, n] : {std::pair<std::string, uint32_t>{"train", n_train}, {"t10k", n_test}}) {
+    std::vector<uint8_t> labels(n), pixels(size_t{n} * side * side);
+    for (uint32_t i = 0; i < n; ++i) {
+      labels[i] = static_cast<uint8_t>(i % classes);
+      for (uint32_t p = 0; p < side * side; ++p) {
+        // Class c lights up row band c; plus noise.
+        const uint32_t row = p / side;
+        const bool on = (row * classes / side) == labels[i];
+        pixels[size_t{i} * side * side + p] = static_cast<uint8_t>((on ? 200 : 20) + rng() % 40);
+      }
+    }
+    const std::string ext = gz ? ".gz" : "";
+    write_bytes(dir + "/" + name + "-images-idx3-ubyte" + ext, idx_bytes(2051, {n, side, side}, pixels), gz);
+    write_bytes(dir + "/" + name + "-labels-idx1-ubyte" + ext, idx_bytes(2049, {n}, labels), gz);
+  }
+}
+
+}  // namespace vgg::test

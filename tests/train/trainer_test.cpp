@@ -1,0 +1,119 @@
+#include "vgg/train/trainer.h"
+
+#include <gtest/gtest.h>
+
+#include <ATen/autocast_mode.h>
+
+#include <cmath>
+
+#include "../test_util.h"
+#include "vgg/error.h"
+
+namespace vgg {
+namespace {
+
+TEST(Schedule, OneCycleWarmsUpPeaksAndAnnealsToNearZero) {
+  auto o = TrainOptions().lr(0.1).schedule("onecycle");
+  const int64_t total = 1000;
+  EXPECT_NEAR(scheduled_lr(o, 0, total, 100), 0.1 / 25, 1e-12);
+  EXPECT_NEAR(scheduled_lr(o, 300, total, 100), 0.1, 1e-9);
+  EXPECT_LT(scheduled_lr(o, 999, total, 100), 1e-5);
+  EXPECT_GT(scheduled_lr(o, 150, total, 100), scheduled_lr(o, 100, total, 100));
+  EXPECT_LT(scheduled_lr(o, 700, total, 100), scheduled_lr(o, 500, total, 100));
+}
+
+TEST(Schedule, StepAndCosine) {
+  auto step = TrainOptions().lr(1.0).schedule("step").step_epochs(2).gamma(0.5);
+  EXPECT_DOUBLE_EQ(scheduled_lr(step, 0, 600, 100), 1.0);
+  EXPECT_DOUBLE_EQ(scheduled_lr(step, 199, 600, 100), 1.0);
+  EXPECT_DOUBLE_EQ(scheduled_lr(step, 200, 600, 100), 0.5);
+  EXPECT_DOUBLE_EQ(scheduled_lr(step, 450, 600, 100), 0.25);
+  auto cosine = TrainOptions().lr(1.0).schedule("cosine");
+  EXPECT_DOUBLE_EQ(scheduled_lr(cosine, 0, 100, 10), 1.0);
+  EXPECT_NEAR(scheduled_lr(cosine, 50, 100, 10), 0.5, 1e-12);
+  EXPECT_DOUBLE_EQ(scheduled_lr(TrainOptions().lr(0.05), 77, 100, 10), 0.05);
+}
+
+TEST(TrainOptions, ValidationNamesTheFlag) {
+  auto expect_flag = [](const TrainOptions& o, const std::string& flag) {
+    try {
+      validate(o);
+      ADD_FAILURE() << "no error for " << flag;
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find(flag), std::string::npos) << e.what();
+    }
+  };
+  expect_flag(TrainOptions().epochs(0), "--epochs");
+  expect_flag(TrainOptions().batch_size(0), "--batch-size");
+  expect_flag(TrainOptions().lr(-1), "--lr");
+  expect_flag(TrainOptions().lr(std::nan("")), "--lr");
+  expect_flag(TrainOptions().momentum(1.5), "--momentum");
+  expect_flag(TrainOptions().schedule("linear"), "--schedule");
+  expect_flag(TrainOptions().precision("fp8"), "--precision");
+  expect_flag(TrainOptions().label_smoothing(1.0), "--label-smoothing");
+}
+
+// A small VGG must be able to memorise 64 real Fashion-MNIST images: the
+// end-to-end proof that data, model, loss and optimiser fit together.
+TEST(Trainer, SmallVggOverfits64RealImages) {
+  torch::manual_seed(0);
+  at::set_num_threads(2);
+  Dataset data = load_idx_dataset(VGG_DEFAULT_DATA_DIR, Split::Train, 10, 64);
+  auto model = ModelOptions("1x16,1x32,2x64").image_size(28).fc_width(128).dropout(0.0).batch_norm(true);
+  Trainer trainer(build_model(model), TrainOptions().epochs(60).batch_size(16).lr(0.05).momentum(0.9),
+                  PreprocessOptions().image_size(28).normalize(true));
+  EpochStats s;
+  for (int e = 0; e < 60; ++e) s = trainer.run_epoch(data, nullptr);
+  EvalResult r = evaluate(trainer.model(), data, trainer.preprocess());
+  EXPECT_GE(r.accuracy, 0.95) << "train loss " << s.train_loss;
+  EXPECT_EQ(trainer.epochs_done(), 60);
+}
+
+TEST(Trainer, LearnsTheSyntheticTaskAndEvaluates) {
+  test::TempDir dir;
+  test::write_tiny_dataset(dir.str(), 200, 100);
+  Dataset train = load_idx_dataset(dir.str(), Split::Train);
+  Dataset test = load_idx_dataset(dir.str(), Split::Test);
+  torch::manual_seed(0);
+  Trainer trainer(build_model(ModelOptions("1x8,1x16").image_size(28).fc_width(32).dropout(0)),
+                  TrainOptions().epochs(4).batch_size(20).lr(0.05).momentum(0.9),
+                  PreprocessOptions().image_size(28));
+  EpochStats s;
+  for (int e = 0; e < 4; ++e) s = trainer.run_epoch(train, &test);
+  EXPECT_EQ(s.test.count, 100);
+  EXPECT_GE(s.test.accuracy, 0.9);
+  EXPECT_EQ(s.test.confusion.sum().item<int64_t>(), 100);
+  EXPECT_NEAR(s.test.per_class_accuracy()[0], s.test.confusion[0][0].item<double>() / 10.0, 1e-12);
+}
+
+TEST(Trainer, StopFlagEndsTheEpochWithoutCountingIt) {
+  test::TempDir dir;
+  test::write_tiny_dataset(dir.str(), 100, 10);
+  Dataset train = load_idx_dataset(dir.str(), Split::Train);
+  Trainer trainer(build_model(ModelOptions("1x4").image_size(28).fc_width(8)), TrainOptions().batch_size(10),
+                  PreprocessOptions().image_size(28));
+  std::atomic<bool> stop{false};
+  int steps = 0;
+  trainer.run_epoch(train, nullptr, [&](const StepInfo&) { stop = ++steps == 3; }, &stop);
+  EXPECT_EQ(steps, 3);
+  EXPECT_EQ(trainer.epochs_done(), 0);
+}
+
+TEST(Trainer, Bf16AutocastTrainsAndLeavesAutocastOff) {
+  test::TempDir dir;
+  test::write_tiny_dataset(dir.str(), 100, 50);
+  Dataset train = load_idx_dataset(dir.str(), Split::Train);
+  torch::manual_seed(0);
+  Trainer trainer(build_model(ModelOptions("1x8,1x16").image_size(28).fc_width(32).dropout(0)),
+                  TrainOptions().batch_size(10).lr(0.05).momentum(0.9).precision("bf16").channels_last(true),
+                  PreprocessOptions().image_size(28));
+  EpochStats s;
+  for (int e = 0; e < 3; ++e) s = trainer.run_epoch(train, nullptr);
+  EXPECT_TRUE(std::isfinite(s.train_loss));
+  EXPECT_GE(s.train_accuracy, 0.5);
+  EXPECT_FALSE(at::autocast::is_cpu_enabled());
+  for (const auto& p : trainer.model()->parameters()) EXPECT_EQ(p.dtype(), torch::kFloat32);
+}
+
+}  // namespace
+}  // namespace vgg

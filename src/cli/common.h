@@ -26,6 +26,8 @@ struct Preset {
 };
 const std::vector<Preset>& presets();
 void apply_preset(CLI::App* app, const std::string& name);
+// Makes a preset's values the defaults that --help shows.
+void show_preset_defaults(CLI::App* app, const std::string& name);
 
 // True when the user set this flag on the command line.
 bool given(CLI::App* app, const std::string& flag);

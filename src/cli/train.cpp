@@ -29,6 +29,7 @@ struct TrainArgs {
   int64_t limit_train = 0, limit_test = 0;
   int64_t eval_every = 1;
   bool progress = true;
+  bool dry_run = false;
 };
 
 std::atomic<bool> g_stop{false};
@@ -120,6 +121,7 @@ int run_train(CLI::App* app, TrainArgs& a) {
                                  a.model.in_channels(), a.data, train.channels()));
   }
   print_config(a, threads, train, test);
+  if (a.dry_run) return 0;
 
   torch::manual_seed(a.train.seed());
   Trainer trainer(build_model(a.model), a.train, a.pre);
@@ -233,7 +235,9 @@ Command register_train(CLI::App& root) {
   app->add_option("--metrics", a.metrics, "append one JSON object per epoch to this file");
   app->add_flag("--progress,!--no-progress", a.progress, "live progress bar when stderr is a terminal")
       ->capture_default_str();
+  app->add_flag("--dry-run", a.dry_run, "print the effective configuration, check the data, and exit");
   add_threads_flag(app, a.threads);
+  show_preset_defaults(app, "default");
   return {app, [app, args]() { return run_train(app, *args); }};
 }
 

@@ -68,6 +68,26 @@ TEST(Cli, TrainsEvaluatesAndResumesOnASmallSubset) {
   EXPECT_EQ(j["confusion"].size(), 10u);
 }
 
+TEST(Cli, PresetsSetEveryFlagAndExplicitFlagsWin) {
+  test::TempDir dir;
+  CliRun r = vgg("train --dry-run --limit-train 10 --limit-test 10", dir);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("conv_arch 2x32,2x64,2x128  batch_norm yes"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("schedule onecycle"), std::string::npos) << r.out;
+  r = vgg("train --preset seed --dry-run --limit-test 10", dir);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("conv_arch 1x64,1x128,2x256,2x512,2x512  batch_norm no"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("input 1x224x224"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("epochs 5  batch 32"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1000 training images, 10 test images"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("schedule constant"), std::string::npos) << r.out;
+  r = vgg("train --preset d2l --dry-run --lr 0.01 --limit-train 10 --limit-test 10", dir);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("conv_arch 1x16,1x32,2x64,2x128,2x128"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("SGD lr 0.01 "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("epochs 10  batch 128"), std::string::npos) << r.out;
+}
+
 TEST(Cli, SummaryShowsTheNotebooksCounts) {
   test::TempDir dir;
   CliRun r = vgg("summary --arch vgg11 --image-size 224 --in-channels 1 --classes 10", dir);
@@ -128,7 +148,7 @@ TEST(Cli, HelpShowsLiveDefaults) {
   CliRun r = vgg("train --help", dir);
   EXPECT_EQ(r.rc, 0);
   EXPECT_NE(r.out.find("--lr"), std::string::npos);
-  EXPECT_NE(r.out.find("0.05"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--lr FLOAT=0.1 "), std::string::npos) << r.out;  // the default preset's value
   EXPECT_NE(r.out.find("/usr/share/datasets/fashion-mnist"), std::string::npos);
 }
 

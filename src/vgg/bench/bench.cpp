@@ -1,0 +1,155 @@
+#include "vgg/bench/bench.h"
+
+#include <fmt/format.h>
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "vgg/error.h"
+#include "vgg/models/model.h"
+#include "vgg/train/precision.h"
+
+namespace vgg {
+namespace {
+
+void sync(const torch::Device& d) {
+  if (d.is_cuda()) torch::cuda::synchronize();
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Times `reps` calls of f after `warmup` untimed ones; returns seconds each.
+template <typename F>
+std::vector<double> time_reps(int64_t warmup, int64_t reps, const torch::Device& d, F&& f) {
+  for (int64_t i = 0; i < warmup; ++i) f();
+  sync(d);
+  std::vector<double> out;
+  for (int64_t i = 0; i < reps; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    sync(d);
+    out.push_back(seconds_since(t0));
+  }
+  return out;
+}
+
+BenchResult summarise(std::string mode, const std::vector<double>& seconds, int64_t batch, double flops) {
+  BenchResult r;
+  r.mode = std::move(mode);
+  for (double s : seconds) r.images_per_s.push_back(static_cast<double>(batch) / s);
+  r.median = median(r.images_per_s);
+  r.min = *std::min_element(r.images_per_s.begin(), r.images_per_s.end());
+  r.max = *std::max_element(r.images_per_s.begin(), r.images_per_s.end());
+  r.flops_per_image = flops;
+  r.achieved_gflops = r.median * flops / 1e9;
+  return r;
+}
+
+struct Setup {
+  torch::Device device;
+  std::string precision;
+  ConvNet model{nullptr};
+  torch::Tensor x, y;
+};
+
+Setup prepare(const ModelOptions& m, const BenchOptions& o) {
+  if (o.batch_size() < 1) throw UsageError(fmt::format("--batch-size: expected >= 1, found {}", o.batch_size()));
+  if (o.reps() < 1) throw UsageError(fmt::format("--reps: expected >= 1, found {}", o.reps()));
+  if (o.warmup() < 0) throw UsageError(fmt::format("--warmup: expected >= 0, found {}", o.warmup()));
+  if (o.precision() != "fp32" && o.precision() != "bf16" && o.precision() != "auto") {
+    throw UsageError(fmt::format("--precision: expected fp32, bf16 or auto, found '{}'", o.precision()));
+  }
+  Setup s{parse_device(o.device()), resolve_precision(o.precision())};
+  if (s.device.is_cuda() && o.precision() == "auto") s.precision = "bf16";
+  s.model = build_model(m);
+  s.model->to(s.device);
+  auto fmt = o.channels_last() ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  if (o.channels_last()) to_channels_last(*s.model);
+  auto opts = torch::TensorOptions().device(s.device);
+  s.x = torch::rand({o.batch_size(), m.in_channels(), m.image_size(), m.image_size()}, opts).contiguous(fmt);
+  s.y = torch::randint(0, m.num_classes(), {o.batch_size()}, opts.dtype(torch::kInt64));
+  return s;
+}
+
+}  // namespace
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+torch::Device parse_device(const std::string& device) {
+  if (device == "cpu") return torch::kCPU;
+  if (device.rfind("cuda", 0) == 0) {
+    if (!torch::cuda::is_available()) {
+      throw UsageError(fmt::format("--device: {} requested, but this LibTorch has no CUDA or no GPU is visible", device));
+    }
+    try {
+      return torch::Device(device);
+    } catch (const c10::Error&) {
+    }
+  }
+  throw UsageError(fmt::format("--device: expected cpu, cuda or cuda:N, found '{}'", device));
+}
+
+BenchResult bench_train(const ModelOptions& m, const BenchOptions& o) {
+  Setup s = prepare(m, o);
+  s.model->train();
+  torch::optim::SGD opt(s.model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
+  auto step = [&] {
+    opt.zero_grad();
+    torch::Tensor logits;
+    {
+      AutocastGuard autocast(s.precision, s.device);
+      logits = s.model->forward(s.x);
+    }
+    torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), s.y).backward();
+    opt.step();
+  };
+  auto secs = time_reps(o.warmup(), o.reps(), s.device, step);
+  return summarise("train", secs, o.batch_size(), 3.0 * 2.0 * static_cast<double>(total_macs(s.model->layers())));
+}
+
+BenchResult bench_inference(const ModelOptions& m, const BenchOptions& o) {
+  Setup s = prepare(m, o);
+  s.model->eval();
+  torch::NoGradGuard no_grad;
+  auto step = [&] {
+    AutocastGuard autocast(s.precision, s.device);
+    s.model->forward(s.x);
+  };
+  auto secs = time_reps(o.warmup(), o.reps(), s.device, step);
+  return summarise("inference", secs, o.batch_size(), 2.0 * static_cast<double>(total_macs(s.model->layers())));
+}
+
+Peak measure_peak(const BenchOptions& o) {
+  const torch::Device d = parse_device(o.device());
+  std::string precision = resolve_precision(o.precision());
+  if (d.is_cuda() && o.precision() == "auto") precision = "bf16";
+  const auto dtype = precision == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+  const auto opts = torch::TensorOptions().device(d).dtype(dtype);
+  torch::NoGradGuard no_grad;
+  Peak p;
+  {
+    const int64_t n = 32, c = 256, hw = 56;
+    auto fmt = o.channels_last() ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+    torch::Tensor x = torch::rand({n, c, hw, hw}, opts).contiguous(fmt);
+    torch::Tensor w = torch::rand({c, c, 3, 3}, opts).contiguous(fmt);
+    auto secs = time_reps(1, std::max<int64_t>(3, o.reps()), d, [&] { torch::conv2d(x, w, {}, 1, 1); });
+    p.conv_gflops = 2.0 * n * c * hw * hw * c * 9 / median(secs) / 1e9;
+  }
+  {
+    const int64_t k = 4096;
+    torch::Tensor a = torch::rand({k, k}, opts), b = torch::rand({k, k}, opts);
+    auto secs = time_reps(1, std::max<int64_t>(3, o.reps()), d, [&] { torch::mm(a, b); });
+    p.matmul_gflops = 2.0 * k * k * k / median(secs) / 1e9;
+  }
+  return p;
+}
+
+}  // namespace vgg

@@ -6,6 +6,7 @@ packages=(
   cmake g++ make
   libtorch-dev            # LibTorch 1.13 (CPU, oneDNN)
   libopenblas0-pthread    # without it LibTorch's dense layers use reference BLAS (~4x slower)
+  libgloo-dev             # headers that c10d's ProcessGroupGloo.hpp includes
   libcli11-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libpng-dev libgtest-dev
   dataset-fashion-mnist   # the real data: /usr/share/datasets/fashion-mnist
 )

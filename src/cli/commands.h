@@ -16,5 +16,6 @@ Command register_train(CLI::App& root);
 Command register_eval(CLI::App& root);
 Command register_summary(CLI::App& root);
 Command register_bench(CLI::App& root);
+Command register_launch(CLI::App& root);
 
 }  // namespace vgg::cli

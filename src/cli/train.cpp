@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "common.h"
 #include "vgg/data/dataset.h"
+#include "vgg/dist/dist.h"
 #include "vgg/error.h"
 #include "vgg/sys.h"
 #include "vgg/train/checkpoint.h"
@@ -30,7 +31,32 @@ struct TrainArgs {
   int64_t eval_every = 1;
   bool progress = true;
   bool dry_run = false;
+  int64_t max_steps = 0;
+  // Data parallel: from torchrun-style environment variables, or these flags.
+  std::string dist_backend = "gloo";
+  int world_size = 0, rank = -1, master_port = 0;
+  std::string master_addr;
+  int dist_timeout = 60;
 };
+
+// Environment first (as torchrun and vgg launch set it), flags override.
+std::optional<DistOptions> dist_options(CLI::App* app, const TrainArgs& a) {
+  std::optional<DistOptions> d = dist_from_env();
+  if (!d && a.world_size > 0) d = DistOptions{};
+  if (!d) return d;
+  if (a.world_size > 0) d->world_size = a.world_size;
+  if (a.rank >= 0) d->rank = d->local_rank = a.rank;
+  if (!a.master_addr.empty()) d->master_addr = a.master_addr;
+  if (a.master_port > 0) d->master_port = a.master_port;
+  d->backend = a.dist_backend;
+  if (a.dist_timeout < 1) throw UsageError(fmt::format("--dist-timeout: expected >= 1 s, found {}", a.dist_timeout));
+  d->timeout = std::chrono::seconds(a.dist_timeout);
+  if (d->rank >= d->world_size) {
+    throw UsageError(fmt::format("--rank: expected 0..{}, found {}", d->world_size - 1, d->rank));
+  }
+  if (d->world_size <= 1) return std::nullopt;
+  return d;
+}
 
 std::atomic<bool> g_stop{false};
 
@@ -113,6 +139,10 @@ int run_train(CLI::App* app, TrainArgs& a) {
   if (!a.metrics.empty()) check_writable(a.metrics, "--metrics");
   check_data_flag(a.data);
 
+  const std::optional<DistOptions> dist = dist_options(app, a);
+  const bool rank0 = !dist || dist->rank == 0;
+  // Only rank 0 talks; the others keep stderr for their errors.
+  if (!rank0 && std::freopen("/dev/null", "w", stdout) == nullptr) throw std::runtime_error("cannot silence stdout");
   const int threads = configure_threads(a.threads);
   Dataset train = load_idx_dataset(a.data, Split::Train, a.model.num_classes(), a.limit_train);
   Dataset test = load_idx_dataset(a.data, Split::Test, a.model.num_classes(), a.limit_test);
@@ -125,6 +155,16 @@ int run_train(CLI::App* app, TrainArgs& a) {
 
   torch::manual_seed(a.train.seed());
   Trainer trainer(build_model(a.model), a.train, a.pre);
+  trainer.set_max_steps(a.max_steps);
+  std::unique_ptr<ProcessGroup> group;
+  std::unique_ptr<GradientSync> sync;
+  if (dist) {
+    group = std::make_unique<ProcessGroup>(*dist);
+    sync = std::make_unique<GradientSync>(*group, *trainer.model());
+    fmt::print("data parallel: {} ranks over {} ({}:{}), {} gradient buckets, batch {} per rank ({} global)\n",
+               dist->world_size, dist->backend, dist->master_addr, dist->master_port, sync->num_buckets(),
+               a.train.batch_size(), a.train.batch_size() * dist->world_size);
+  }
   if (!a.resume.empty()) {
     CheckpointMeta meta = load_checkpoint_into(a.resume, trainer.model(), &trainer.optimizer());
     trainer.set_epochs_done(meta.epochs_done);
@@ -134,19 +174,23 @@ int run_train(CLI::App* app, TrainArgs& a) {
       return 0;
     }
   }
+  if (sync) {
+    sync->broadcast_state();  // after any resume, so every rank starts from rank 0's state
+    trainer.set_data_parallel(group.get(), sync.get());
+  }
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   std::ofstream metrics;
-  if (!a.metrics.empty()) metrics.open(a.metrics, std::ios::app);
+  if (!a.metrics.empty() && rank0) metrics.open(a.metrics, std::ios::app);
 
   auto save = [&]() {
-    if (a.save.empty()) return;
+    if (a.save.empty() || !rank0) return;
     CheckpointMeta meta{a.model, a.pre, a.train, trainer.epochs_done(), train.class_names, {}};
     save_checkpoint(a.save, meta, trainer.model(), &trainer.optimizer());
   };
 
-  ProgressBar bar(a.progress);
+  ProgressBar bar(a.progress && rank0);
   EvalResult last_test;
   const auto t0 = std::chrono::steady_clock::now();
   while (trainer.epochs_done() < a.train.epochs()) {
@@ -157,6 +201,12 @@ int run_train(CLI::App* app, TrainArgs& a) {
                                      [&](const StepInfo& info) { bar.update(epoch, a.train.epochs(), info); },
                                      &g_stop);
     bar.clear();
+    if (trainer.step_limit_reached()) {
+      save();
+      fmt::print("stopped after --max-steps {} (train loss {:.6f}); the partial epoch {} is not counted\n",
+                 a.max_steps, s.train_loss, epoch);
+      return 0;
+    }
     if (g_stop.load()) {
       save();
       fmt::print(stderr, "vgg: interrupted during epoch {}; {}\n", epoch,
@@ -236,6 +286,16 @@ Command register_train(CLI::App& root) {
   app->add_flag("--progress,!--no-progress", a.progress, "live progress bar when stderr is a terminal")
       ->capture_default_str();
   app->add_flag("--dry-run", a.dry_run, "print the effective configuration, check the data, and exit");
+  app->add_option("--max-steps", a.max_steps, "stop after N optimizer steps (0 = no limit; for benchmarks and tests)")
+      ->capture_default_str();
+  app->add_option("--dist-backend", a.dist_backend, "data-parallel backend: gloo (CPU) or nccl (CUDA)")
+      ->capture_default_str();
+  app->add_option("--world-size", a.world_size, "number of ranks (default: $WORLD_SIZE; unset = single process)");
+  app->add_option("--rank", a.rank, "this process's rank (default: $RANK)");
+  app->add_option("--master-addr", a.master_addr, "rendezvous host (default: $MASTER_ADDR or 127.0.0.1)");
+  app->add_option("--master-port", a.master_port, "rendezvous port (default: $MASTER_PORT or 29500)");
+  app->add_option("--dist-timeout", a.dist_timeout, "seconds before a missing or hung rank is an error")
+      ->capture_default_str();
   add_threads_flag(app, a.threads);
   show_preset_defaults(app, "default");
   return {app, [app, args]() { return run_train(app, *args); }};

@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "vgg/dist/dist.h"
 #include "vgg/sys.h"
 #include "vgg/train/precision.h"
 
@@ -49,25 +50,64 @@ std::pair<double, int64_t> Trainer::train_step(const Batch& batch, double lr) {
   logits = logits.to(torch::kFloat32);
   torch::Tensor loss = torch::nn::functional::cross_entropy(
       logits, batch.y, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(train_.label_smoothing()));
+  if (sync_ != nullptr) sync_->prepare();
   loss.backward();
+  if (sync_ != nullptr) sync_->finish();
   optimizer_->step();
+  ++steps_taken_;
   return {loss.item<double>(), logits.argmax(1).eq(batch.y).sum().item<int64_t>()};
 }
+
+void Trainer::set_data_parallel(ProcessGroup* group, GradientSync* sync) {
+  group_ = group;
+  sync_ = sync;
+}
+
+namespace {
+
+// The rows of `data` at `indices`, as a data set of their own.
+Dataset subset(const Dataset& data, const torch::Tensor& indices) {
+  return {data.images.index_select(0, indices), data.labels.index_select(0, indices), data.class_names};
+}
+
+}  // namespace
 
 EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
                               const std::function<void(const StepInfo&)>& on_step, const std::atomic<bool>* stop) {
   using clock = std::chrono::steady_clock;
   model_->train();
-  const auto batches = epoch_batches(train.size(), train_.batch_size(), true, train_.seed(), epochs_done_);
+  std::vector<torch::Tensor> batches;
+  if (group_ != nullptr) {
+    // Every rank draws the same permutation and takes its stride of it, so
+    // the ranks' batches at step t together form one global batch.
+    torch::Tensor shard = shard_indices(train.size(), group_->world_size(), group_->rank(), true, train_.seed(),
+                                        epochs_done_);
+    for (int64_t start = 0; start < shard.size(0); start += train_.batch_size()) {
+      batches.push_back(shard.narrow(0, start, std::min(train_.batch_size(), shard.size(0) - start)));
+    }
+  } else {
+    batches = epoch_batches(train.size(), train_.batch_size(), true, train_.seed(), epochs_done_);
+  }
   const int64_t steps = static_cast<int64_t>(batches.size());
   const int64_t total_steps = steps * train_.epochs();
   EpochStats s;
   s.epoch = epochs_done_ + 1;
   double loss_sum = 0;
   int64_t correct = 0, seen = 0;
+  bool stopped = false;
   const auto start = clock::now();
   for (int64_t i = 0; i < steps; ++i) {
-    if (stop != nullptr && stop->load()) break;
+    bool want_stop = (stop != nullptr && stop->load()) || step_limit_reached();
+    if (group_ != nullptr) {
+      // Ranks must agree to stop at the same step, or collectives would hang.
+      torch::Tensor flag = torch::full({1}, want_stop ? 1.0 : 0.0, torch::kFloat64);
+      group_->allreduce_sum(flag);
+      want_stop = flag.item<double>() > 0;
+    }
+    if (want_stop) {
+      stopped = true;
+      break;
+    }
     const double lr = scheduled_lr(train_, epochs_done_ * steps + i, total_steps, steps);
     Batch b = make_batch(train, batches[i], preprocess_, &augment_gen_);
     auto [loss, ok] = train_step(b, lr);
@@ -78,10 +118,19 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
     s.lr = lr;
     if (on_step) {
       const double elapsed = std::chrono::duration<double>(clock::now() - start).count();
-      StepInfo info{i + 1, steps, loss_sum / seen, static_cast<double>(correct) / seen, seen / elapsed,
+      StepInfo info{i + 1, steps, loss_sum / seen, static_cast<double>(correct) / seen,
+                    seen * (group_ ? group_->world_size() : 1) / elapsed,
                     elapsed / static_cast<double>(i + 1) * static_cast<double>(steps - i - 1)};
       on_step(info);
     }
+  }
+  if (group_ != nullptr) {
+    torch::Tensor totals = torch::tensor({loss_sum, static_cast<double>(correct), static_cast<double>(seen)},
+                                         torch::kFloat64);
+    group_->allreduce_sum(totals);
+    loss_sum = totals[0].item<double>();
+    correct = static_cast<int64_t>(totals[1].item<double>());
+    seen = static_cast<int64_t>(totals[2].item<double>());
   }
   s.seconds = std::chrono::duration<double>(clock::now() - start).count();
   if (seen > 0) {
@@ -89,13 +138,25 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
     s.train_accuracy = static_cast<double>(correct) / seen;
     s.images_per_sec = seen / s.seconds;
   }
-  if (seen == train.size()) ++epochs_done_;  // an interrupted epoch does not count
-  if (test != nullptr && seen == train.size()) {
-    s.test = evaluate(model_, *test, preprocess_,
-                      EvalOptions()
-                          .batch_size(train_.eval_batch_size())
-                          .precision(train_.precision())
-                          .channels_last(train_.channels_last()));
+  if (!stopped) ++epochs_done_;  // an interrupted epoch does not count
+  if (test != nullptr && !stopped) {
+    const EvalOptions eval = EvalOptions()
+                                 .batch_size(train_.eval_batch_size())
+                                 .precision(train_.precision())
+                                 .channels_last(train_.channels_last());
+    if (group_ != nullptr) {
+      torch::Tensor mine = shard_indices(test->size(), group_->world_size(), group_->rank(), false, 0, 0, false);
+      s.test = evaluate(model_, subset(*test, mine), preprocess_, eval);
+      torch::Tensor loss_total = torch::tensor({s.test.loss * static_cast<double>(s.test.count)}, torch::kFloat64);
+      group_->allreduce_sum(loss_total);
+      group_->allreduce_sum(s.test.confusion);
+      s.test.count = test->size();
+      s.test.loss = loss_total.item<double>() / static_cast<double>(s.test.count);
+      s.test.accuracy = static_cast<double>(s.test.confusion.diagonal().sum().item<int64_t>()) /
+                        static_cast<double>(s.test.count);
+    } else {
+      s.test = evaluate(model_, *test, preprocess_, eval);
+    }
   }
   s.peak_rss = peak_rss_bytes();
   return s;

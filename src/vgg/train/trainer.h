@@ -14,6 +14,9 @@
 
 namespace vgg {
 
+class ProcessGroup;
+class GradientSync;
+
 struct StepInfo {
   int64_t step = 0, steps = 0;  // within the epoch
   double loss = 0, accuracy = 0, images_per_sec = 0, eta_seconds = 0;
@@ -41,6 +44,17 @@ class Trainer {
   int64_t epochs_done() const { return epochs_done_; }
   void set_epochs_done(int64_t n) { epochs_done_ = n; }
 
+  // Data-parallel mode: each rank trains on its shard of every epoch,
+  // gradients are averaged through `sync`, and the epoch's metrics (and the
+  // test evaluation, also sharded) are reduced over the group.
+  void set_data_parallel(ProcessGroup* group, GradientSync* sync);
+
+  // Stops after this many optimizer steps in this run (0 = no limit); the
+  // partial epoch is not counted as done. For benchmarks and tests.
+  void set_max_steps(int64_t n) { max_steps_ = n; }
+  int64_t steps_taken() const { return steps_taken_; }
+  bool step_limit_reached() const { return max_steps_ > 0 && steps_taken_ >= max_steps_; }
+
   // One forward/backward/update on a preprocessed batch; returns the mean
   // loss and the number of correct predictions.
   std::pair<double, int64_t> train_step(const Batch& batch, double lr);
@@ -57,7 +71,10 @@ class Trainer {
   PreprocessOptions preprocess_;
   std::unique_ptr<torch::optim::SGD> optimizer_;
   int64_t epochs_done_ = 0;
+  int64_t max_steps_ = 0, steps_taken_ = 0;
   at::Generator augment_gen_;
+  ProcessGroup* group_ = nullptr;
+  GradientSync* sync_ = nullptr;
 };
 
 }  // namespace vgg

@@ -203,8 +203,10 @@ int run_train(CLI::App* app, TrainArgs& a) {
     bar.clear();
     if (trainer.step_limit_reached()) {
       save();
-      fmt::print("stopped after --max-steps {} (train loss {:.6f}); the partial epoch {} is not counted\n",
-                 a.max_steps, s.train_loss, epoch);
+      fmt::print("stopped after --max-steps {} (train loss {:.6f}, {:.2f} img/s{}); the partial epoch {} is not counted\n",
+                 a.max_steps, s.train_loss, s.images_per_sec,
+                 s.steps > 0 && sync ? fmt::format(", all-reduce wait {:.1f} ms/step", 1e3 * s.allreduce_wait_seconds / s.steps) : "",
+                 epoch);
       return 0;
     }
     if (g_stop.load()) {
@@ -224,6 +226,7 @@ int run_train(CLI::App* app, TrainArgs& a) {
                                    s.train_loss, s.train_accuracy);
     if (s.test.count > 0) line += fmt::format("  test loss {:.4f}  test acc {:.4f}", s.test.loss, s.test.accuracy);
     line += fmt::format("  {:.1f} img/s  {:.1f}s  lr {:.4g}", s.images_per_sec, s.seconds, s.lr);
+    if (sync && s.steps > 0) line += fmt::format("  all-reduce wait {:.1f} ms/step", 1e3 * s.allreduce_wait_seconds / s.steps);
     fmt::print("{}\n", line);
     std::fflush(stdout);
     if (metrics.is_open()) {

@@ -159,10 +159,19 @@ GradientSync::~GradientSync() {
 }
 
 void GradientSync::broadcast_state() {
-  torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> state;
   for (auto& p : module_.parameters()) state.push_back(p.data());
   for (auto& b : module_.buffers()) state.push_back(b);
+  broadcast_tensors(state);
+}
+
+void GradientSync::broadcast_buffers() {
+  std::vector<torch::Tensor> state = module_.buffers();
+  broadcast_tensors(state);
+}
+
+void GradientSync::broadcast_tensors(std::vector<torch::Tensor>& state) {
+  torch::NoGradGuard no_grad;
   // Broadcast needs dense tensors; channels-last ones are copied through.
   for (auto& t : state) {
     if (t.is_contiguous()) {

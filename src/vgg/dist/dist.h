@@ -68,6 +68,9 @@ class GradientSync {
 
   // Broadcasts parameters and buffers from rank 0 so every rank starts equal.
   void broadcast_state();
+  // Buffers only (batch-norm running statistics drift apart per rank); done
+  // before evaluation and saving so every rank holds rank 0's.
+  void broadcast_buffers();
 
   // Arms the hooks for the next backward (the last micro-batch of a step).
   void prepare();
@@ -83,6 +86,7 @@ class GradientSync {
   struct Bucket;
   void on_grad(size_t param_index, const torch::Tensor& grad);
   void launch(Bucket& b);
+  void broadcast_tensors(std::vector<torch::Tensor>& state);
 
   ProcessGroup& group_;
   torch::nn::Module& module_;

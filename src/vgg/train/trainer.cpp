@@ -13,7 +13,8 @@ namespace vgg {
 nlohmann::json to_json(const EpochStats& s) {
   nlohmann::json j = {{"epoch", s.epoch},   {"train_loss", s.train_loss}, {"train_accuracy", s.train_accuracy},
                       {"lr", s.lr},         {"seconds", s.seconds},       {"images_per_sec", s.images_per_sec},
-                      {"peak_rss_bytes", s.peak_rss}};
+                      {"peak_rss_bytes", s.peak_rss}, {"steps", s.steps}};
+  if (s.allreduce_wait_seconds > 0) j["allreduce_wait_seconds"] = s.allreduce_wait_seconds;
   if (s.test.count > 0) {
     j["test_loss"] = s.test.loss;
     j["test_accuracy"] = s.test.accuracy;
@@ -61,6 +62,10 @@ std::pair<double, int64_t> Trainer::train_step(const Batch& batch, double lr) {
 void Trainer::set_data_parallel(ProcessGroup* group, GradientSync* sync) {
   group_ = group;
   sync_ = sync;
+  // Each rank draws its own crops and flips.
+  if (group_ != nullptr) {
+    augment_gen_ = at::detail::createCPUGenerator((train_.seed() ^ 0x5eedULL) + 7919ULL * group_->rank());
+  }
 }
 
 namespace {
@@ -95,6 +100,7 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
   double loss_sum = 0;
   int64_t correct = 0, seen = 0;
   bool stopped = false;
+  if (sync_ != nullptr) sync_->reset_timing();
   const auto start = clock::now();
   for (int64_t i = 0; i < steps; ++i) {
     bool want_stop = (stop != nullptr && stop->load()) || step_limit_reached();
@@ -116,6 +122,7 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
     correct += ok;
     seen += n;
     s.lr = lr;
+    ++s.steps;
     if (on_step) {
       const double elapsed = std::chrono::duration<double>(clock::now() - start).count();
       StepInfo info{i + 1, steps, loss_sum / seen, static_cast<double>(correct) / seen,
@@ -133,12 +140,14 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
     seen = static_cast<int64_t>(totals[2].item<double>());
   }
   s.seconds = std::chrono::duration<double>(clock::now() - start).count();
+  if (sync_ != nullptr) s.allreduce_wait_seconds = sync_->wait_seconds();
   if (seen > 0) {
     s.train_loss = loss_sum / seen;
     s.train_accuracy = static_cast<double>(correct) / seen;
     s.images_per_sec = seen / s.seconds;
   }
   if (!stopped) ++epochs_done_;  // an interrupted epoch does not count
+  if (sync_ != nullptr) sync_->broadcast_buffers();
   if (test != nullptr && !stopped) {
     const EvalOptions eval = EvalOptions()
                                  .batch_size(train_.eval_batch_size())

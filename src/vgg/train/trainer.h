@@ -28,6 +28,8 @@ struct EpochStats {
   double seconds = 0, images_per_sec = 0;
   EvalResult test;    // count == 0 when there was no test set
   int64_t peak_rss = 0;
+  int64_t steps = 0;
+  double allreduce_wait_seconds = 0;  // data parallel: time blocked on gradient all-reduce
 };
 
 nlohmann::json to_json(const EpochStats& s);

@@ -32,6 +32,7 @@ struct TrainArgs {
   bool progress = true;
   bool dry_run = false;
   int64_t max_steps = 0;
+  bool deterministic = false;
   // Data parallel: from torchrun-style environment variables, or these flags.
   std::string dist_backend = "gloo";
   int world_size = 0, rank = -1, master_port = 0;
@@ -144,6 +145,9 @@ int run_train(CLI::App* app, TrainArgs& a) {
   // Only rank 0 talks; the others keep stderr for their errors.
   if (!rank0 && std::freopen("/dev/null", "w", stdout) == nullptr) throw std::runtime_error("cannot silence stdout");
   const int threads = configure_threads(a.threads);
+  // CPU kernels here are deterministic for a fixed thread count; this also
+  // makes LibTorch warn about any op that is not.
+  if (a.deterministic) at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
   Dataset train = load_idx_dataset(a.data, Split::Train, a.model.num_classes(), a.limit_train);
   Dataset test = load_idx_dataset(a.data, Split::Test, a.model.num_classes(), a.limit_test);
   if (train.channels() != a.model.in_channels()) {
@@ -168,7 +172,12 @@ int run_train(CLI::App* app, TrainArgs& a) {
   if (!a.resume.empty()) {
     CheckpointMeta meta = load_checkpoint_into(a.resume, trainer.model(), &trainer.optimizer());
     trainer.set_epochs_done(meta.epochs_done);
-    fmt::print("resumed from {} after epoch {}\n", a.resume, meta.epochs_done);
+    trainer.set_position({meta.step_in_epoch, meta.augment_rng, meta.global_rng});
+    if (meta.step_in_epoch > 0) {
+      fmt::print("resumed from {} at step {} of epoch {}\n", a.resume, meta.step_in_epoch, meta.epochs_done + 1);
+    } else {
+      fmt::print("resumed from {} after epoch {}\n", a.resume, meta.epochs_done);
+    }
     if (meta.epochs_done >= a.train.epochs()) {
       fmt::print("nothing to do: {} already has {} epochs (pass a larger --epochs)\n", a.resume, meta.epochs_done);
       return 0;
@@ -186,7 +195,12 @@ int run_train(CLI::App* app, TrainArgs& a) {
 
   auto save = [&]() {
     if (a.save.empty() || !rank0) return;
-    CheckpointMeta meta{a.model, a.pre, a.train, trainer.epochs_done(), train.class_names, {}};
+    CheckpointMeta meta{a.model, a.pre, a.train, trainer.epochs_done()};
+    const Trainer::Position pos = trainer.position();
+    meta.step_in_epoch = pos.step_in_epoch;
+    meta.augment_rng = pos.augment_rng;
+    meta.global_rng = pos.global_rng;
+    meta.class_names = train.class_names;
     save_checkpoint(a.save, meta, trainer.model(), &trainer.optimizer());
   };
 
@@ -201,26 +215,29 @@ int run_train(CLI::App* app, TrainArgs& a) {
                                      [&](const StepInfo& info) { bar.update(epoch, a.train.epochs(), info); },
                                      &g_stop);
     bar.clear();
+    if (s.diverged) {
+      throw std::runtime_error(fmt::format(
+          "training diverged in epoch {} (the loss became {}); try a lower --lr (now {}){}", epoch, s.train_loss,
+          a.train.lr(),
+          a.save.empty() || trainer.epochs_done() == 0
+              ? ""
+              : fmt::format("; {} still holds the last good epoch ({})", a.save, trainer.epochs_done())));
+    }
     if (trainer.step_limit_reached()) {
       save();
-      fmt::print("stopped after --max-steps {} (train loss {:.6f}, {:.2f} img/s{}); the partial epoch {} is not counted\n",
+      fmt::print("stopped after --max-steps {} (train loss {:.6f}, {:.2f} img/s{}) at step {} of epoch {}\n",
                  a.max_steps, s.train_loss, s.images_per_sec,
                  s.steps > 0 && sync ? fmt::format(", all-reduce wait {:.1f} ms/step", 1e3 * s.allreduce_wait_seconds / s.steps) : "",
-                 epoch);
+                 trainer.position().step_in_epoch, epoch);
       return 0;
     }
     if (g_stop.load()) {
       save();
-      fmt::print(stderr, "vgg: interrupted during epoch {}; {}\n", epoch,
+      fmt::print(stderr, "vgg: interrupted at step {} of epoch {}; {}\n", trainer.position().step_in_epoch, epoch,
                  a.save.empty() ? "no --save path, so nothing was saved"
-                                : fmt::format("resume the {} finished epochs with: vgg train --resume {}",
-                                              trainer.epochs_done(), a.save));
+                                : fmt::format("saved {}; continue exactly where it stopped with: vgg train --resume {}",
+                                              a.save, a.save));
       return 130;
-    }
-    if (!std::isfinite(s.train_loss)) {
-      throw std::runtime_error(fmt::format(
-          "training diverged in epoch {} (loss is {}); try a lower --lr (now {}){}", epoch, s.train_loss, a.train.lr(),
-          a.save.empty() ? "" : fmt::format("; {} holds the last good epoch", a.save)));
     }
     std::string line = fmt::format("epoch {:>3}/{}  train loss {:.4f}  train acc {:.4f}", epoch, a.train.epochs(),
                                    s.train_loss, s.train_accuracy);
@@ -289,6 +306,8 @@ Command register_train(CLI::App& root) {
   app->add_flag("--progress,!--no-progress", a.progress, "live progress bar when stderr is a terminal")
       ->capture_default_str();
   app->add_flag("--dry-run", a.dry_run, "print the effective configuration, check the data, and exit");
+  app->add_flag("--deterministic", a.deterministic,
+                "deterministic algorithms; with the same --threads, a resumed run is bit-identical to an uninterrupted one");
   app->add_option("--max-steps", a.max_steps, "stop after N optimizer steps (0 = no limit; for benchmarks and tests)")
       ->capture_default_str();
   app->add_option("--dist-backend", a.dist_backend, "data-parallel backend: gloo (CPU) or nccl (CUDA)")

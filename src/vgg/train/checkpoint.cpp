@@ -58,7 +58,8 @@ void write_all(int fd, const char* data, size_t size, const std::string& path) {
 
 nlohmann::json meta_to_json(const CheckpointMeta& m) {
   return {{"format_version", kCheckpointVersion}, {"model", m.model},       {"preprocess", m.preprocess},
-          {"train", m.train},                     {"epochs_done", m.epochs_done}, {"class_names", m.class_names},
+          {"train", m.train},                     {"epochs_done", m.epochs_done}, {"step_in_epoch", m.step_in_epoch},
+          {"class_names", m.class_names},
           {"extra", m.extra}};
 }
 
@@ -68,6 +69,7 @@ CheckpointMeta meta_from_json(const nlohmann::json& j) {
   m.preprocess = j.at("preprocess").get<PreprocessOptions>();
   m.train = j.at("train").get<TrainOptions>();
   m.epochs_done = j.at("epochs_done").get<int64_t>();
+  m.step_in_epoch = j.value("step_in_epoch", int64_t{0});
   m.class_names = j.at("class_names").get<std::vector<std::string>>();
   m.extra = j.value("extra", nlohmann::json::object());
   return m;
@@ -107,6 +109,10 @@ Payload read_payload(const std::string& path) {
     c10::IValue meta;
     p.archive.read("meta", meta);
     p.meta = meta_from_json(nlohmann::json::parse(meta.toStringRef()));
+    if (p.meta.step_in_epoch > 0) {
+      p.archive.read("augment_rng", p.meta.augment_rng);
+      p.archive.read("global_rng", p.meta.global_rng);
+    }
   } catch (const std::exception& e) {
     // Only reachable for a file with a valid checksum but bad content.
     std::string what = e.what();
@@ -143,6 +149,10 @@ void save_checkpoint(const std::string& path, const CheckpointMeta& meta, ConvNe
                      torch::optim::Optimizer* optimizer) {
   torch::serialize::OutputArchive archive;
   archive.write("meta", c10::IValue(meta_to_json(meta).dump()));
+  if (meta.step_in_epoch > 0) {
+    archive.write("augment_rng", meta.augment_rng);
+    archive.write("global_rng", meta.global_rng);
+  }
   torch::serialize::OutputArchive m;
   model->save(m);
   archive.write("model", m);

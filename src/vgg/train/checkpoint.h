@@ -30,6 +30,10 @@ struct CheckpointMeta {
   PreprocessOptions preprocess;
   TrainOptions train;
   int64_t epochs_done = 0;
+  // Set when saved inside an epoch (interrupt, --max-steps): the steps taken
+  // in epoch epochs_done + 1 and the random generators' states then.
+  int64_t step_in_epoch = 0;
+  torch::Tensor augment_rng, global_rng;
   std::vector<std::string> class_names;
   nlohmann::json extra = nlohmann::json::object();  // e.g. last metrics
 };

@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <chrono>
+#include <cmath>
 
 #include "vgg/dist/dist.h"
 #include "vgg/sys.h"
@@ -26,7 +27,7 @@ Trainer::Trainer(ConvNet model, TrainOptions train, PreprocessOptions preprocess
     : model_(std::move(model)),
       train_(std::move(train)),
       preprocess_(std::move(preprocess)),
-      augment_gen_(at::detail::createCPUGenerator(train_.seed() ^ 0x5eedULL)) {
+      augment_gen_(at::detail::createCPUGenerator(train_.seed())) {
   validate(train_);
   train_.precision(resolve_precision(train_.precision()));
   if (train_.channels_last()) to_channels_last(*model_);
@@ -62,10 +63,38 @@ std::pair<double, int64_t> Trainer::train_step(const Batch& batch, double lr) {
 void Trainer::set_data_parallel(ProcessGroup* group, GradientSync* sync) {
   group_ = group;
   sync_ = sync;
-  // Each rank draws its own crops and flips.
-  if (group_ != nullptr) {
-    augment_gen_ = at::detail::createCPUGenerator((train_.seed() ^ 0x5eedULL) + 7919ULL * group_->rank());
+}
+
+Trainer::Position Trainer::position() const {
+  Position p;
+  p.step_in_epoch = step_in_epoch_;
+  if (step_in_epoch_ > 0) {
+    p.augment_rng = augment_gen_.get_state();
+    at::Generator global = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(global.mutex());
+    p.global_rng = global.get_state();
   }
+  return p;
+}
+
+void Trainer::set_position(const Position& p) {
+  step_in_epoch_ = p.step_in_epoch;
+  if (p.step_in_epoch > 0) {
+    augment_gen_.set_state(p.augment_rng);
+    at::Generator global = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(global.mutex());
+    global.set_state(p.global_rng);
+  }
+}
+
+void Trainer::reseed_for_epoch(int64_t epoch) {
+  // Every random draw of an epoch (augmentation, dropout) comes from
+  // (seed, epoch, rank) alone, so a run resumed from a checkpoint continues
+  // exactly as the uninterrupted run would have.
+  const uint64_t rank = group_ != nullptr ? static_cast<uint64_t>(group_->rank()) : 0;
+  const uint64_t base = train_.seed() * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(epoch) * 1000003ULL;
+  augment_gen_ = at::detail::createCPUGenerator(base + 2 * rank + 1);
+  torch::manual_seed(base + 2 * rank + 2);
 }
 
 namespace {
@@ -95,6 +124,10 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
   }
   const int64_t steps = static_cast<int64_t>(batches.size());
   const int64_t total_steps = steps * train_.epochs();
+  // A resumed, interrupted epoch skips the steps it already took and keeps
+  // the generator states restored from the checkpoint.
+  const int64_t first_step = std::min(step_in_epoch_, steps);
+  if (first_step == 0) reseed_for_epoch(epochs_done_);
   EpochStats s;
   s.epoch = epochs_done_ + 1;
   double loss_sum = 0;
@@ -102,21 +135,34 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
   bool stopped = false;
   if (sync_ != nullptr) sync_->reset_timing();
   const auto start = clock::now();
-  for (int64_t i = 0; i < steps; ++i) {
+  int64_t i = first_step;
+  for (; i < steps; ++i) {
     bool want_stop = (stop != nullptr && stop->load()) || step_limit_reached();
     if (group_ != nullptr) {
       // Ranks must agree to stop at the same step, or collectives would hang.
-      torch::Tensor flag = torch::full({1}, want_stop ? 1.0 : 0.0, torch::kFloat64);
-      group_->allreduce_sum(flag);
-      want_stop = flag.item<double>() > 0;
+      torch::Tensor votes = torch::tensor({want_stop ? 1.0 : 0.0, s.diverged ? 1.0 : 0.0}, torch::kFloat64);
+      group_->allreduce_sum(votes);
+      want_stop = votes[0].item<double>() > 0;
+      s.diverged = votes[1].item<double>() > 0;
     }
-    if (want_stop) {
+    if (want_stop || s.diverged) {
       stopped = true;
       break;
     }
     const double lr = scheduled_lr(train_, epochs_done_ * steps + i, total_steps, steps);
     Batch b = make_batch(train, batches[i], preprocess_, &augment_gen_);
     auto [loss, ok] = train_step(b, lr);
+    if (!std::isfinite(loss)) {
+      // Stop now (in data-parallel mode at the next vote): the weights are
+      // poisoned and must not be saved.
+      s.diverged = true;
+      s.train_loss = loss;
+      if (group_ == nullptr) {
+        stopped = true;
+        break;
+      }
+      continue;
+    }
     const int64_t n = b.y.size(0);
     loss_sum += loss * static_cast<double>(n);
     correct += ok;
@@ -141,11 +187,12 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
   }
   s.seconds = std::chrono::duration<double>(clock::now() - start).count();
   if (sync_ != nullptr) s.allreduce_wait_seconds = sync_->wait_seconds();
-  if (seen > 0) {
+  if (seen > 0 && !s.diverged) {
     s.train_loss = loss_sum / seen;
     s.train_accuracy = static_cast<double>(correct) / seen;
     s.images_per_sec = seen / s.seconds;
   }
+  step_in_epoch_ = stopped && !s.diverged ? i : 0;
   if (!stopped) ++epochs_done_;  // an interrupted epoch does not count
   if (sync_ != nullptr) sync_->broadcast_buffers();
   if (test != nullptr && !stopped) {

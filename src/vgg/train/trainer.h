@@ -29,6 +29,7 @@ struct EpochStats {
   EvalResult test;    // count == 0 when there was no test set
   int64_t peak_rss = 0;
   int64_t steps = 0;
+  bool diverged = false;  // the loss became NaN or infinite; training stopped
   double allreduce_wait_seconds = 0;  // data parallel: time blocked on gradient all-reduce
 };
 
@@ -51,6 +52,15 @@ class Trainer {
   // test evaluation, also sharded) are reduced over the group.
   void set_data_parallel(ProcessGroup* group, GradientSync* sync);
 
+  // Where a run stopped inside an epoch: the steps already taken in it and
+  // the random generators' states, so resuming continues bit for bit.
+  struct Position {
+    int64_t step_in_epoch = 0;
+    torch::Tensor augment_rng, global_rng;  // undefined at epoch boundaries
+  };
+  Position position() const;
+  void set_position(const Position& p);
+
   // Stops after this many optimizer steps in this run (0 = no limit); the
   // partial epoch is not counted as done. For benchmarks and tests.
   void set_max_steps(int64_t n) { max_steps_ = n; }
@@ -68,12 +78,15 @@ class Trainer {
                        const std::atomic<bool>* stop = nullptr);
 
  private:
+  void reseed_for_epoch(int64_t epoch);
+
   ConvNet model_;
   TrainOptions train_;
   PreprocessOptions preprocess_;
   std::unique_ptr<torch::optim::SGD> optimizer_;
   int64_t epochs_done_ = 0;
   int64_t max_steps_ = 0, steps_taken_ = 0;
+  int64_t step_in_epoch_ = 0;  // > 0 only while an epoch is interrupted
   at::Generator augment_gen_;
   ProcessGroup* group_ = nullptr;
   GradientSync* sync_ = nullptr;

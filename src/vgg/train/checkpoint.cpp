@@ -80,10 +80,7 @@ struct Payload {
   torch::serialize::InputArchive archive;
 };
 
-Payload read_payload(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw CheckpointError(fmt::format("cannot open checkpoint {}: {}", path, std::strerror(errno)));
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+Payload parse_payload(std::string bytes, const std::string& path) {
   if (bytes.size() < kHeaderSize || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
     throw CheckpointError(fmt::format("{} is not a vgg checkpoint (expected magic VGGCKPT, found {} bytes of something else)",
                                       path, bytes.size()));
@@ -109,6 +106,12 @@ Payload read_payload(const std::string& path) {
     c10::IValue meta;
     p.archive.read("meta", meta);
     p.meta = meta_from_json(nlohmann::json::parse(meta.toStringRef()));
+    // A model larger than the file cannot be in it; refuse before allocating.
+    const int64_t params = total_params(plan_layers(p.meta.model));
+    if (params > static_cast<int64_t>(bytes.size() / 4)) {
+      throw CheckpointError(fmt::format("its options describe {} parameters, more than its {} bytes can hold",
+                                        params, bytes.size()));
+    }
     if (p.meta.step_in_epoch > 0) {
       p.archive.read("augment_rng", p.meta.augment_rng);
       p.archive.read("global_rng", p.meta.global_rng);
@@ -119,6 +122,12 @@ Payload read_payload(const std::string& path) {
     throw CheckpointError(fmt::format("checkpoint {} is unreadable: {}", path, what.substr(0, what.find('\n'))));
   }
   return p;
+}
+
+Payload read_payload(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw CheckpointError(fmt::format("cannot open checkpoint {}: {}", path, std::strerror(errno)));
+  return parse_payload(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), path);
 }
 
 void load_state(Payload& p, const std::string& path, ConvNet& model, torch::optim::Optimizer* optimizer) {
@@ -205,6 +214,13 @@ LoadedCheckpoint load_checkpoint(const std::string& path) {
 }
 
 CheckpointMeta read_checkpoint_meta(const std::string& path) { return read_payload(path).meta; }
+
+LoadedCheckpoint load_checkpoint_bytes(const std::string& bytes, const std::string& what) {
+  Payload p = parse_payload(bytes, what);
+  LoadedCheckpoint out{p.meta, build_model(p.meta.model)};
+  load_state(p, what, out.model, nullptr);
+  return out;
+}
 
 CheckpointMeta load_checkpoint_into(const std::string& path, ConvNet& model, torch::optim::Optimizer* optimizer) {
   Payload p = read_payload(path);

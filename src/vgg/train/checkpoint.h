@@ -51,6 +51,9 @@ struct LoadedCheckpoint {
 // options and loads its weights.
 LoadedCheckpoint load_checkpoint(const std::string& path);
 
+// The same from bytes in memory; `what` names them in errors.
+LoadedCheckpoint load_checkpoint_bytes(const std::string& bytes, const std::string& what);
+
 // Only the metadata (still verifying the whole file).
 CheckpointMeta read_checkpoint_meta(const std::string& path);
 

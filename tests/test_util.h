@@ -1,6 +1,7 @@
 // Helpers shared by the tests: temporary directories and tiny IDX files.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <zlib.h>
 
 #include <cstdint>
@@ -12,6 +13,19 @@
 #include <vector>
 
 namespace vgg::test {
+
+// Runs f and returns the message of the E it throws; a test failure if it
+// throws nothing.
+template <typename E, typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an exception";
+  return "";
+}
 
 // A fresh directory under the system temp dir, removed on destruction.
 class TempDir {

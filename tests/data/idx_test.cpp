@@ -18,16 +18,9 @@ std::vector<uint8_t> pixels(size_t n) {
   return v;
 }
 
-// Runs f and returns the DataError message, failing if nothing was thrown.
 template <typename F>
 std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a DataError";
-  return "";
+  return test::error_of<DataError>(std::forward<F>(f));
 }
 
 class IdxFormats : public ::testing::TestWithParam<bool> {};

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "../test_util.h"
+
 #include "vgg/error.h"
 #include "vgg/models/model.h"
 
@@ -84,13 +86,7 @@ TEST(Arch, ParsesLiteralsAndWidthRatio) {
 
 template <typename F>
 std::string usage_error(F&& f) {
-  try {
-    f();
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a UsageError";
-  return "";
+  return test::error_of<UsageError>(std::forward<F>(f));
 }
 
 TEST(Arch, RejectsBadArchitecturesWithClearMessages) {

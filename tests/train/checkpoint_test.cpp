@@ -68,13 +68,7 @@ TEST(Checkpoint, RoundTripsWeightsOptimizerAndOptions) {
 
 template <typename F>
 std::string checkpoint_error(F&& f) {
-  try {
-    f();
-  } catch (const CheckpointError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a CheckpointError";
-  return "";
+  return test::error_of<CheckpointError>(std::forward<F>(f));
 }
 
 TEST(Checkpoint, RefusesTruncatedCorruptAndForeignFiles) {

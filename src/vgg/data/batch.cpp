@@ -56,21 +56,24 @@ torch::Tensor preprocess(const torch::Tensor& images, const PreprocessOptions& o
   return x;
 }
 
-std::vector<torch::Tensor> epoch_batches(int64_t n, int64_t batch_size, bool shuffle, uint64_t seed,
-                                         int64_t epoch) {
-  torch::Tensor order;
-  if (shuffle) {
-    // Seeded from (seed, epoch) alone, so a resumed run sees the same order.
-    at::Generator gen = at::detail::createCPUGenerator(seed * 1000003ULL + static_cast<uint64_t>(epoch));
-    order = torch::randperm(n, gen, torch::kInt64);
-  } else {
-    order = torch::arange(n, torch::kInt64);
-  }
+torch::Tensor epoch_order(int64_t n, bool shuffle, uint64_t seed, int64_t epoch) {
+  if (!shuffle) return torch::arange(n, torch::kInt64);
+  at::Generator gen = at::detail::createCPUGenerator(seed * 1000003ULL + static_cast<uint64_t>(epoch));
+  return torch::randperm(n, gen, torch::kInt64);
+}
+
+std::vector<torch::Tensor> split_batches(const torch::Tensor& order, int64_t batch_size) {
   std::vector<torch::Tensor> batches;
+  const int64_t n = order.size(0);
   for (int64_t start = 0; start < n; start += batch_size) {
     batches.push_back(order.narrow(0, start, std::min(batch_size, n - start)));
   }
   return batches;
+}
+
+std::vector<torch::Tensor> epoch_batches(int64_t n, int64_t batch_size, bool shuffle, uint64_t seed,
+                                         int64_t epoch) {
+  return split_batches(epoch_order(n, shuffle, seed, epoch), batch_size);
 }
 
 Batch make_batch(const Dataset& data, const torch::Tensor& indices, const PreprocessOptions& options,

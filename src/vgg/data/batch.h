@@ -36,8 +36,15 @@ void from_json(const nlohmann::json& j, PreprocessOptions& o);
 torch::Tensor preprocess(const torch::Tensor& images, const PreprocessOptions& options,
                          at::Generator* augment = nullptr);
 
-// Index batches for one epoch: a permutation drawn from (seed, epoch) when
-// shuffling, else 0..n-1 in order; the last batch may be smaller.
+// The order of one epoch: a permutation drawn from (seed, epoch) alone when
+// shuffling (so a resumed run and every data-parallel rank see the same one),
+// else 0..n-1.
+torch::Tensor epoch_order(int64_t n, bool shuffle, uint64_t seed, int64_t epoch);
+
+// Consecutive slices of `order`; the last may be smaller.
+std::vector<torch::Tensor> split_batches(const torch::Tensor& order, int64_t batch_size);
+
+// split_batches(epoch_order(...)).
 std::vector<torch::Tensor> epoch_batches(int64_t n, int64_t batch_size, bool shuffle, uint64_t seed,
                                          int64_t epoch);
 

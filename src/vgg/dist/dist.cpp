@@ -1,6 +1,5 @@
 #include "vgg/dist/dist.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -11,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "vgg/data/batch.h"
 #include "vgg/error.h"
 
 namespace vgg {
@@ -44,13 +44,7 @@ std::optional<DistOptions> dist_from_env() {
 
 torch::Tensor shard_indices(int64_t n, int world_size, int rank, bool shuffle, uint64_t seed, int64_t epoch,
                             bool pad) {
-  torch::Tensor order;
-  if (shuffle) {
-    at::Generator gen = at::detail::createCPUGenerator(seed * 1000003ULL + static_cast<uint64_t>(epoch));
-    order = torch::randperm(n, gen, torch::kInt64);
-  } else {
-    order = torch::arange(n, torch::kInt64);
-  }
+  torch::Tensor order = epoch_order(n, shuffle, seed, epoch);
   if (pad && n % world_size != 0) {
     const int64_t total = (n + world_size - 1) / world_size * world_size;
     order = torch::cat({order, order.narrow(0, 0, total - n)});

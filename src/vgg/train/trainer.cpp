@@ -114,11 +114,9 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
   if (group_ != nullptr) {
     // Every rank draws the same permutation and takes its stride of it, so
     // the ranks' batches at step t together form one global batch.
-    torch::Tensor shard = shard_indices(train.size(), group_->world_size(), group_->rank(), true, train_.seed(),
-                                        epochs_done_);
-    for (int64_t start = 0; start < shard.size(0); start += train_.batch_size()) {
-      batches.push_back(shard.narrow(0, start, std::min(train_.batch_size(), shard.size(0) - start)));
-    }
+    batches = split_batches(shard_indices(train.size(), group_->world_size(), group_->rank(), true,
+                                          train_.seed(), epochs_done_),
+                            train_.batch_size());
   } else {
     batches = epoch_batches(train.size(), train_.batch_size(), true, train_.seed(), epochs_done_);
   }

@@ -79,10 +79,11 @@ IdxArray parse_idx(const std::vector<uint8_t>& bytes, const std::string& what, u
       throw DataError(fmt::format("{}: dimension {} is {}, which is not a plausible size", what, i, d));
     }
     out.dims.push_back(d);
-    count *= d;
-    if (count > kMaxElements) {
+    // Checked before multiplying: the product must not overflow.
+    if (d != 0 && count > kMaxElements / d) {
       throw DataError(fmt::format("{}: the dimensions multiply out past 16 GiB; header is corrupt", what));
     }
+    count *= d;
   }
   const size_t have = bytes.size() - header;
   if (have != static_cast<size_t>(count)) {

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
 
 #include "vgg/error.h"
 
@@ -75,9 +76,87 @@ CheckpointMeta meta_from_json(const nlohmann::json& j) {
   return m;
 }
 
+// The payload is our own plain format (the JSON metadata, then named tensor
+// records), not a TorchScript archive: LibTorch's archive reader parses
+// TorchScript source and can crash on crafted input, which fuzzing found.
+//   u64 meta length, meta JSON, u32 record count, then per record:
+//   u32 name length, name, u8 dtype, u32 ndim, i64 dims[ndim], tensor bytes.
+constexpr uint32_t kMaxRecords = 1u << 20;
+constexpr uint32_t kMaxName = 4096;
+constexpr uint32_t kMaxDims = 8;
+
+uint8_t dtype_code(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return 0;
+    case at::kBFloat16: return 1;
+    case at::kLong: return 2;
+    case at::kByte: return 3;
+    case at::kDouble: return 4;
+    default: throw CheckpointError(fmt::format("cannot store tensors of type {}", c10::toString(t)));
+  }
+}
+
+at::ScalarType dtype_of(uint8_t code, const std::string& path) {
+  switch (code) {
+    case 0: return at::kFloat;
+    case 1: return at::kBFloat16;
+    case 2: return at::kLong;
+    case 3: return at::kByte;
+    case 4: return at::kDouble;
+    default: throw CheckpointError(fmt::format("checkpoint {} is corrupt: unknown tensor type {}", path, int{code}));
+  }
+}
+
+using Records = std::map<std::string, torch::Tensor>;
+
+void put_record(std::string& out, const std::string& name, const torch::Tensor& t) {
+  torch::Tensor c = t.detach().contiguous();
+  put_le(out, name.size(), 4);
+  out += name;
+  out.push_back(static_cast<char>(dtype_code(c.scalar_type())));
+  put_le(out, static_cast<uint64_t>(c.dim()), 4);
+  for (int64_t d : c.sizes()) put_le(out, static_cast<uint64_t>(d), 8);
+  out.append(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size());
+}
+
+// Reads with bounds checks: every length comes from untrusted bytes.
+class Reader {
+ public:
+  Reader(const std::string& bytes, const std::string& path) : b_(bytes), path_(path) {}
+  uint64_t le(int n) {
+    need(static_cast<size_t>(n));
+    uint64_t v = get_le(b_.data() + pos_, n);
+    pos_ += static_cast<size_t>(n);
+    return v;
+  }
+  std::string str(uint64_t n) {
+    need(n);
+    std::string s = b_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
+  const char* take(uint64_t n) {
+    need(n);
+    const char* p = b_.data() + pos_;
+    pos_ += n;
+    return p;
+  }
+  bool done() const { return pos_ == b_.size(); }
+
+ private:
+  void need(uint64_t n) {
+    if (n > b_.size() - pos_) {
+      throw CheckpointError(fmt::format("checkpoint {} is corrupt: a record runs past the end", path_));
+    }
+  }
+  const std::string& b_;
+  const std::string& path_;
+  size_t pos_ = 0;
+};
+
 struct Payload {
   CheckpointMeta meta;
-  torch::serialize::InputArchive archive;
+  Records records;
 };
 
 Payload parse_payload(std::string bytes, const std::string& path) {
@@ -101,25 +180,60 @@ Payload parse_payload(std::string bytes, const std::string& path) {
     throw CheckpointError(fmt::format("checkpoint {} is corrupt: CRC-32 mismatch", path));
   }
   Payload p;
+  Reader r(bytes, path);
   try {
-    p.archive.load_from(bytes.data(), bytes.size());
-    c10::IValue meta;
-    p.archive.read("meta", meta);
-    p.meta = meta_from_json(nlohmann::json::parse(meta.toStringRef()));
-    // A model larger than the file cannot be in it; refuse before allocating.
-    const int64_t params = total_params(plan_layers(p.meta.model));
-    if (params > static_cast<int64_t>(bytes.size() / 4)) {
-      throw CheckpointError(fmt::format("its options describe {} parameters, more than its {} bytes can hold",
-                                        params, bytes.size()));
+    p.meta = meta_from_json(nlohmann::json::parse(r.str(r.le(8))));
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError(fmt::format("checkpoint {} has unreadable metadata: {}", path, e.what()));
+  } catch (const UsageError& e) {
+    throw CheckpointError(fmt::format("checkpoint {} has impossible options: {}", path, e.what()));
+  }
+  // A model larger than the file cannot be in it; refuse before allocating.
+  int64_t params = 0;
+  try {
+    params = total_params(plan_layers(p.meta.model));
+  } catch (const UsageError& e) {
+    throw CheckpointError(fmt::format("checkpoint {} has impossible options: {}", path, e.what()));
+  }
+  if (params > static_cast<int64_t>(bytes.size() / 4)) {
+    throw CheckpointError(fmt::format("checkpoint {} is corrupt: its options describe {} parameters, more than its {} bytes can hold",
+                                      path, params, bytes.size()));
+  }
+  const uint64_t count = r.le(4);
+  if (count > kMaxRecords) throw CheckpointError(fmt::format("checkpoint {} is corrupt: {} records", path, count));
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint64_t name_len = r.le(4);
+    if (name_len > kMaxName) throw CheckpointError(fmt::format("checkpoint {} is corrupt: a name of {} bytes", path, name_len));
+    std::string name = r.str(name_len);
+    const at::ScalarType dtype = dtype_of(static_cast<uint8_t>(r.le(1)), path);
+    const uint64_t ndim = r.le(4);
+    if (ndim > kMaxDims) throw CheckpointError(fmt::format("checkpoint {} is corrupt: {} has {} dimensions", path, name, ndim));
+    std::vector<int64_t> dims;
+    uint64_t numel = 1;
+    for (uint64_t d = 0; d < ndim; ++d) {
+      const uint64_t n = r.le(8);
+      if (n > bytes.size() || (n != 0 && numel > bytes.size() / n)) {
+        throw CheckpointError(fmt::format("checkpoint {} is corrupt: {} is larger than the file", path, name));
+      }
+      numel *= n;
+      dims.push_back(static_cast<int64_t>(n));
     }
-    if (p.meta.step_in_epoch > 0) {
-      p.archive.read("augment_rng", p.meta.augment_rng);
-      p.archive.read("global_rng", p.meta.global_rng);
+    const uint64_t nbytes = numel * c10::elementSize(dtype);
+    const char* data = r.take(nbytes);
+    torch::Tensor t = torch::empty(dims, torch::TensorOptions().dtype(dtype));
+    std::memcpy(t.data_ptr(), data, nbytes);
+    if (!p.records.emplace(std::move(name), t).second) {
+      throw CheckpointError(fmt::format("checkpoint {} is corrupt: a record name repeats", path));
     }
-  } catch (const std::exception& e) {
-    // Only reachable for a file with a valid checksum but bad content.
-    std::string what = e.what();
-    throw CheckpointError(fmt::format("checkpoint {} is unreadable: {}", path, what.substr(0, what.find('\n'))));
+  }
+  if (!r.done()) throw CheckpointError(fmt::format("checkpoint {} is corrupt: bytes after the last record", path));
+  if (p.meta.step_in_epoch > 0) {
+    auto a = p.records.find("rng/augment"), g = p.records.find("rng/global");
+    if (a == p.records.end() || g == p.records.end()) {
+      throw CheckpointError(fmt::format("checkpoint {} is corrupt: an interrupted epoch without its generator states", path));
+    }
+    p.meta.augment_rng = a->second;
+    p.meta.global_rng = g->second;
   }
   return p;
 }
@@ -130,18 +244,36 @@ Payload read_payload(const std::string& path) {
   return parse_payload(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), path);
 }
 
+std::string momentum_key(size_t index) { return fmt::format("optimizer/momentum/{}", index); }
+
 void load_state(Payload& p, const std::string& path, ConvNet& model, torch::optim::Optimizer* optimizer) {
-  try {
-    torch::serialize::InputArchive m;
-    p.archive.read("model", m);
-    model->load(m);
-    if (optimizer != nullptr) {
-      torch::serialize::InputArchive o;
-      p.archive.read("optimizer", o);
-      optimizer->load(o);
+  torch::NoGradGuard no_grad;
+  auto assign = [&](const std::string& name, torch::Tensor& target) {
+    auto it = p.records.find("model/" + name);
+    if (it == p.records.end()) {
+      throw CheckpointError(fmt::format("checkpoint {} does not match the model: it has no {}", path, name));
     }
-  } catch (const c10::Error& e) {
-    throw CheckpointError(fmt::format("checkpoint {} does not match the model: {}", path, e.what_without_backtrace()));
+    if (it->second.sizes() != target.sizes() || it->second.scalar_type() != target.scalar_type()) {
+      throw CheckpointError(fmt::format("checkpoint {} does not match the model: {} is {} there, {} here", path, name,
+                                        c10::str(it->second.sizes()), c10::str(target.sizes())));
+    }
+    target.copy_(it->second);
+  };
+  for (auto& item : model->named_parameters()) assign(item.key(), item.value());
+  for (auto& item : model->named_buffers()) assign(item.key(), item.value());
+  if (optimizer == nullptr) return;
+  auto* sgd = dynamic_cast<torch::optim::SGD*>(optimizer);
+  if (sgd == nullptr) throw CheckpointError("only SGD optimizer state can be restored");
+  const auto params = model->parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto it = p.records.find(momentum_key(i));
+    if (it == p.records.end()) continue;
+    if (it->second.sizes() != params[i].sizes()) {
+      throw CheckpointError(fmt::format("checkpoint {} does not match the model: momentum buffer {} has the wrong shape", path, i));
+    }
+    auto state = std::make_unique<torch::optim::SGDParamState>();
+    state->momentum_buffer(it->second.contiguous(params[i].suggest_memory_format()));
+    sgd->state()[c10::guts::to_string(params[i].unsafeGetTensorImpl())] = std::move(state);
   }
 }
 
@@ -156,25 +288,30 @@ void check_writable(const std::string& path, const std::string& flag) {
 
 void save_checkpoint(const std::string& path, const CheckpointMeta& meta, ConvNet& model,
                      torch::optim::Optimizer* optimizer) {
-  torch::serialize::OutputArchive archive;
-  archive.write("meta", c10::IValue(meta_to_json(meta).dump()));
-  if (meta.step_in_epoch > 0) {
-    archive.write("augment_rng", meta.augment_rng);
-    archive.write("global_rng", meta.global_rng);
-  }
-  torch::serialize::OutputArchive m;
-  model->save(m);
-  archive.write("model", m);
-  if (optimizer != nullptr) {
-    torch::serialize::OutputArchive o;
-    optimizer->save(o);
-    archive.write("optimizer", o);
-  }
   std::string payload;
-  archive.save_to([&payload](const void* data, size_t size) {
-    payload.append(static_cast<const char*>(data), size);
-    return size;
-  });
+  const std::string meta_json = meta_to_json(meta).dump();
+  put_le(payload, meta_json.size(), 8);
+  payload += meta_json;
+  std::vector<std::pair<std::string, torch::Tensor>> records;
+  for (const auto& item : model->named_parameters()) records.emplace_back("model/" + item.key(), item.value());
+  for (const auto& item : model->named_buffers()) records.emplace_back("model/" + item.key(), item.value());
+  if (optimizer != nullptr) {
+    const auto params = model->parameters();
+    const auto& state = optimizer->state();
+    for (size_t i = 0; i < params.size(); ++i) {
+      auto it = state.find(c10::guts::to_string(params[i].unsafeGetTensorImpl()));
+      if (it == state.end()) continue;
+      if (auto* sgd = dynamic_cast<const torch::optim::SGDParamState*>(it->second.get())) {
+        if (sgd->momentum_buffer().defined()) records.emplace_back(momentum_key(i), sgd->momentum_buffer());
+      }
+    }
+  }
+  if (meta.step_in_epoch > 0) {
+    records.emplace_back("rng/augment", meta.augment_rng);
+    records.emplace_back("rng/global", meta.global_rng);
+  }
+  put_le(payload, records.size(), 4);
+  for (const auto& [name, t] : records) put_record(payload, name, t);
   std::string header(kMagic, sizeof kMagic);
   put_le(header, kCheckpointVersion, 4);
   put_le(header, payload.size(), 8);

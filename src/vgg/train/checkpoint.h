@@ -2,9 +2,9 @@
 //
 // File layout: an 8-byte magic "VGGCKPT\n", a little-endian uint32 format
 // version, a uint64 payload length and a uint32 CRC-32 of the payload, then
-// the payload: a LibTorch archive holding "meta" (JSON with the model,
-// preprocessing and training options and the epoch), "model" and
-// "optimizer". Files are written to a temporary file in the same directory,
+// the payload: JSON metadata (model, preprocessing and training options,
+// epoch and position) and named tensor records (model parameters and
+// buffers, SGD momentum buffers, random-generator states). Files are written to a temporary file in the same directory,
 // fsynced and renamed over the target, so a crash never leaves a torn file.
 #pragma once
 
@@ -19,7 +19,7 @@
 
 namespace vgg {
 
-constexpr uint32_t kCheckpointVersion = 1;
+constexpr uint32_t kCheckpointVersion = 2;
 
 struct CheckpointError : std::runtime_error {
   using std::runtime_error::runtime_error;

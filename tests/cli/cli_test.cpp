@@ -88,6 +88,26 @@ TEST(Cli, PresetsSetEveryFlagAndExplicitFlagsWin) {
   EXPECT_NE(r.out.find("epochs 10  batch 128"), std::string::npos) << r.out;
 }
 
+TEST(Cli, BenchReportsThroughputFlopsAndPeak) {
+  test::TempDir dir;
+  CliRun r = vgg("bench --arch 1x4,1x8 --image-size 16 --fc-width 8 --batch-size 4 --reps 3 --warmup 1 --format json "
+                 "--precision fp32 --threads 1",
+                 dir);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  // Forward MACs of this net per image: conv 16*16*4*9 + conv 8*8*8*4*9 + fc 128*8 + 8*8 + 8*10.
+  const double macs = 16 * 16 * 4 * 9 + 8 * 8 * 8 * 4 * 9 + 128 * 8 + 8 * 8 + 8 * 10;
+  EXPECT_DOUBLE_EQ(j["train"]["gflop_per_image"].get<double>(), 6 * macs / 1e9);
+  EXPECT_DOUBLE_EQ(j["inference"]["gflop_per_image"].get<double>(), 2 * macs / 1e9);
+  EXPECT_EQ(j["train"]["images_per_s"].size(), 3u);
+  EXPECT_GT(j["train"]["median"].get<double>(), 0);
+  EXPECT_LE(j["train"]["min"].get<double>(), j["train"]["median"].get<double>());
+  EXPECT_GT(j["peak_conv_gflops"].get<double>(), 0);
+  EXPECT_GT(j["train"]["pipeline_seconds_per_batch"].get<double>(), 0);
+  EXPECT_EQ(vgg("bench --format xml", dir).rc, 2);
+  EXPECT_EQ(vgg("bench --device tpu", dir).rc, 2);
+}
+
 TEST(Cli, SummaryShowsTheNotebooksCounts) {
   test::TempDir dir;
   CliRun r = vgg("summary --arch vgg11 --image-size 224 --in-channels 1 --classes 10", dir);

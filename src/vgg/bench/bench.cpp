@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "vgg/data/batch.h"
 #include "vgg/error.h"
 #include "vgg/models/model.h"
 #include "vgg/train/precision.h"
@@ -112,7 +113,16 @@ BenchResult bench_train(const ModelOptions& m, const BenchOptions& o) {
     opt.step();
   };
   auto secs = time_reps(o.warmup(), o.reps(), s.device, step);
-  return summarise("train", secs, o.batch_size(), 3.0 * 2.0 * static_cast<double>(total_macs(s.model->layers())));
+  BenchResult r = summarise("train", secs, o.batch_size(), 3.0 * 2.0 * static_cast<double>(total_macs(s.model->layers())));
+  // The data pipeline on the same batch size, from Fashion-MNIST-sized images.
+  Dataset data;
+  data.images = torch::randint(0, 256, {o.batch_size(), m.in_channels(), 28, 28}, torch::kUInt8);
+  data.labels = torch::zeros({o.batch_size()}, torch::kInt64);
+  const torch::Tensor idx = torch::randperm(o.batch_size(), torch::kInt64);
+  const auto pre = PreprocessOptions().image_size(m.image_size()).normalize(true);
+  r.pipeline_seconds = median(time_reps(1, o.reps(), torch::kCPU, [&] { make_batch(data, idx, pre); }));
+  r.step_seconds = median(secs);
+  return r;
 }
 
 BenchResult bench_inference(const ModelOptions& m, const BenchOptions& o) {

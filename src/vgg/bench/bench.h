@@ -26,6 +26,9 @@ struct BenchResult {
   double median = 0, min = 0, max = 0;
   double flops_per_image = 0;       // counted from the layer table
   double achieved_gflops = 0;       // at the median
+  // Training only: median seconds to make one batch from uint8 28x28 images
+  // (gather, float, resize to the model's input), the data pipeline's cost.
+  double pipeline_seconds = 0, step_seconds = 0;
 };
 
 // Throws UsageError for a bad device or precision.

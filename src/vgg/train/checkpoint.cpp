@@ -116,7 +116,7 @@ void put_record(std::string& out, const std::string& name, const torch::Tensor& 
   out.push_back(static_cast<char>(dtype_code(c.scalar_type())));
   put_le(out, static_cast<uint64_t>(c.dim()), 4);
   for (int64_t d : c.sizes()) put_le(out, static_cast<uint64_t>(d), 8);
-  out.append(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size());
+  if (c.numel() > 0) out.append(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size());
 }
 
 // Reads with bounds checks: every length comes from untrusted bytes.
@@ -221,7 +221,7 @@ Payload parse_payload(std::string bytes, const std::string& path) {
     const uint64_t nbytes = numel * c10::elementSize(dtype);
     const char* data = r.take(nbytes);
     torch::Tensor t = torch::empty(dims, torch::TensorOptions().dtype(dtype));
-    std::memcpy(t.data_ptr(), data, nbytes);
+    if (nbytes > 0) std::memcpy(t.data_ptr(), data, nbytes);  // empty tensors may have no storage
     if (!p.records.emplace(std::move(name), t).second) {
       throw CheckpointError(fmt::format("checkpoint {} is corrupt: a record name repeats", path));
     }

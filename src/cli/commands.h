@@ -15,5 +15,7 @@ struct Command {
 Command register_train(CLI::App& root);
 Command register_eval(CLI::App& root);
 Command register_summary(CLI::App& root);
+Command register_compare(CLI::App& root);
+Command register_profile(CLI::App& root);
 
 }  // namespace vgg::cli

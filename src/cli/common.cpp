@@ -177,4 +177,22 @@ std::string with_commas(int64_t v) {
   return v < 0 ? "-" + s : s;
 }
 
+std::string wrap(const std::string& text, size_t width, const std::string& indent) {
+  std::string out, line;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t space = text.find(' ', start);
+    if (space == std::string::npos) space = text.size();
+    const std::string word = text.substr(start, space - start);
+    if (!line.empty() && indent.size() + line.size() + 1 + word.size() > width) {
+      out += indent + line + "\n";
+      line.clear();
+    }
+    line += (line.empty() ? "" : " ") + word;
+    start = space + 1;
+  }
+  if (!line.empty()) out += indent + line + "\n";
+  return out;
+}
+
 }  // namespace vgg::cli

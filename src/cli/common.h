@@ -49,4 +49,8 @@ void print_table(const std::vector<std::vector<std::string>>& rows, std::FILE* o
 
 std::string with_commas(int64_t v);
 
+// Breaks `text` at spaces into lines of at most `width` characters, each
+// prefixed with `indent`.
+std::string wrap(const std::string& text, size_t width, const std::string& indent = "");
+
 }  // namespace vgg::cli

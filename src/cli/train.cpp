@@ -143,7 +143,10 @@ int run_train(CLI::App* app, TrainArgs& a) {
 
   auto save = [&]() {
     if (a.save.empty()) return;
-    CheckpointMeta meta{a.model, a.pre, a.train, trainer.epochs_done(), train.class_names, {}};
+    // The data's own image size lets `vgg predict` bring any picture to the
+    // resolution the training images had before preprocessing resized them.
+    nlohmann::json extra = {{"data_image_size", train.height()}};
+    CheckpointMeta meta{a.model, a.pre, a.train, trainer.epochs_done(), train.class_names, extra};
     save_checkpoint(a.save, meta, trainer.model(), &trainer.optimizer());
   };
 

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "cli_util.h"
+#include "vgg/image/image.h"
 
 namespace vgg {
 namespace {
@@ -58,6 +59,108 @@ TEST(CliProfile, PrintsEveryLayerAndTheCheck) {
   EXPECT_EQ(j["layers"][1]["type"], "Sigmoid");
   EXPECT_GT(j["step_ms"].get<double>(), 0.0);
   EXPECT_TRUE(j.contains("within_tolerance"));
+}
+
+// One tiny training run serves predict, eval --confusion and plot.
+class CliPictures : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    test::write_tiny_dataset(dir_->str(), 600, 60);
+    CliRun r = run_cli("train --data " + dir_->str() + " --arch 1x8 --batch-norm --image-size 28 --fc-width 32 " +
+                           "--epochs 3 --batch-size 32 --lr 0.05 --momentum 0.9 --threads 2 --save " +
+                           dir_->file("m.ckpt") + " --metrics " + dir_->file("m.jsonl"),
+                       *dir_);
+    ASSERT_EQ(r.rc, 0) << r.err;
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static test::TempDir* dir_;
+};
+test::TempDir* CliPictures::dir_ = nullptr;
+
+TEST_F(CliPictures, PredictsPicturesOfAnySize) {
+  const test::TempDir& d = *dir_;
+  // A class-3 image as the tiny data set draws them (bright row band 3 of
+  // 10), at 3x the size and in colour.
+  Image img(84, 84, 3);
+  for (int64_t y = 0; y < 84; ++y) {
+    for (int64_t x = 0; x < 84; ++x) {
+      const bool on = (y / 3) * 10 / 28 == 3;
+      for (int c = 0; c < 3; ++c) img.at(x, y)[c] = on ? 220 : 30;
+    }
+  }
+  write_png(d.file("three.png"), img);
+  write_jpeg(d.file("three.jpg"), img);
+  Image small(28, 28, 1);
+  for (int64_t y = 0; y < 28; ++y) {
+    for (int64_t x = 0; x < 28; ++x) small.at(x, y)[0] = y * 10 / 28 == 7 ? 220 : 30;
+  }
+  write_pnm(d.file("seven.pgm"), small);
+  CliRun r = run_cli("predict --checkpoint " + d.file("m.ckpt") + " " + d.file("three.png") + " " +
+                         d.file("three.jpg") + " " + d.file("seven.pgm") + " --top-k 2 --json",
+                     d);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 3u);
+  EXPECT_EQ(j[0]["class"], "Dress");  // class 3
+  EXPECT_EQ(j[1]["class"], "Dress");
+  EXPECT_EQ(j[2]["class"], "Sneaker");  // class 7
+  EXPECT_EQ(j[0]["top_k"].size(), 2u);
+  for (int i = 0; i < 3; ++i) EXPECT_GT(j[i]["probability"].get<double>(), 0.5) << j[i];
+  // The same picture at 3x the size and in colour gets nearly the same
+  // probabilities as at the data's own size.
+  Image native(28, 28, 1);
+  for (int64_t y = 0; y < 28; ++y) {
+    for (int64_t x = 0; x < 28; ++x) native.at(x, y)[0] = img.at(3 * x, 3 * y)[0];
+  }
+  write_pnm(d.file("three.pgm"), native);
+  CliRun n = run_cli("predict --json --checkpoint " + d.file("m.ckpt") + " " + d.file("three.pgm"), d);
+  ASSERT_EQ(n.rc, 0) << n.err;
+  EXPECT_NEAR(nlohmann::json::parse(n.out)[0]["probability"].get<double>(), j[0]["probability"].get<double>(), 0.1);
+
+  r = run_cli("predict --checkpoint " + d.file("m.ckpt") + " " + d.file("seven.pgm"), d);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("Sneaker"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("top 3"), std::string::npos) << r.out;
+
+  r = run_cli("predict --checkpoint " + d.file("m.ckpt") + " " + d.file("nothing.png"), d);
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("nothing.png"), std::string::npos) << r.err;
+  EXPECT_EQ(test::count_lines(r.err), 1) << r.err;
+  r = run_cli("predict --checkpoint " + d.file("m.ckpt"), d);
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("--grid"), std::string::npos) << r.err;
+}
+
+TEST_F(CliPictures, DrawsAGridConfusionMatrixAndCurves) {
+  const test::TempDir& d = *dir_;
+  CliRun r = run_cli("predict --checkpoint " + d.file("m.ckpt") + " --data " + d.str() + " --grid " +
+                         d.file("grid.png") + " --grid-count 12 --grid-columns 6",
+                     d);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("grid of 12 test images"), std::string::npos) << r.out;
+  const Image grid = read_image(d.file("grid.png"));
+  EXPECT_GT(grid.width, 6 * 96);
+  EXPECT_GT(grid.height, 2 * 96);
+
+  r = run_cli("eval --checkpoint " + d.file("m.ckpt") + " --data " + d.str() + " --confusion " + d.file("cm.png"), d);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("heatmap"), std::string::npos) << r.out;
+  EXPECT_GT(read_image(d.file("cm.png")).width, 10 * 46);
+
+  r = run_cli("plot " + d.file("m.jsonl") + " -o " + d.file("curves.png"), d);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("3 epochs"), std::string::npos) << r.out;
+  EXPECT_EQ(read_image(d.file("curves.png")).width, 720);
+  r = run_cli("plot " + d.file("m.jsonl") + " -o " + d.file("curves.svg"), d);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(test::slurp(d.file("curves.svg")).find("test acc"), std::string::npos);
+  r = run_cli("plot " + d.file("m.jsonl") + " -o " + d.file("curves.gif"), d);
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find(".png or .svg"), std::string::npos) << r.err;
 }
 
 TEST(CliTrain, LeNetTrainsWithTheDefaultPreset) {

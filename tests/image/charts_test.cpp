@@ -80,6 +80,9 @@ TEST(Charts, LineChartAsPngAndSvg) {
   EXPECT_NE(svg.find("stroke-dasharray=\"8,4\""), std::string::npos);
   EXPECT_NE(svg.find(">train loss</text>"), std::string::npos);
   EXPECT_THROW(write_line_chart(dir.file("c.gif"), two_series()), UsageError);
+  // y runs 0..1.25 in steps of 0.25: labels need two decimals.
+  EXPECT_NE(svg.find(">0.25</text>"), std::string::npos) << svg;
+  EXPECT_EQ(svg.find(">0.2</text>"), std::string::npos) << svg;
 }
 
 TEST(Charts, ConfusionHeatmapShadesByShareOfRow) {

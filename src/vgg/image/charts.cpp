@@ -126,9 +126,13 @@ class SvgPainter : public Painter {
   std::string body_;
 };
 
+// As many decimals as the step needs: 0.25 steps print 0.25, not 0.2.
 std::string tick_label(double v, double step) {
-  const int decimals = step >= 1 ? 0 : static_cast<int>(std::ceil(-std::log10(step) - 1e-9));
-  return fmt::format("{:.{}f}", v, std::max(0, decimals));
+  int decimals = 0;
+  while (decimals < 6 && std::fabs(step * std::pow(10.0, decimals) - std::round(step * std::pow(10.0, decimals))) > 1e-6) {
+    ++decimals;
+  }
+  return fmt::format("{:.{}f}", v, decimals);
 }
 
 void draw_line_chart(Painter& p, const LineChart& chart, int width, int height) {
@@ -259,7 +263,7 @@ void write_confusion_png(const std::string& path, const std::vector<std::vector<
   const int cell = n > 20 ? 28 : 46;
   int name_w = 0;
   for (const auto& s : names) name_w = std::max(name_w, font.text_width(s, name_size));
-  const int left = name_w + 40, top = 48, grid = cell * n;
+  const int left = name_w + 40, top = 64, grid = cell * n;
   const int width = std::max(left + grid + 90, font.text_width(title, 16) + 40), height = top + grid + name_w + 44;
   Canvas c(width, height);
   c.text(title, width / 2.0, 28, 16, ink, Align::Center);

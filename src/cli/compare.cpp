@@ -100,8 +100,8 @@ int run_compare(CompareArgs& a) {
   fmt::print("input {}x{}x{}, {} classes", a.model.in_channels(), a.model.image_size(), a.model.image_size(),
              a.model.num_classes());
   if (x.timing) {
-    fmt::print("; times: median of {} training steps (after {} warm-up) at batch {}, {} threads", a.timing.reps(),
-               a.timing.warmup(), a.timing.batch_size(), threads);
+    fmt::print("; times: median of {} training steps (after {} warm-up) at batch {}, {} threads{}", a.timing.reps(),
+               a.timing.warmup(), a.timing.batch_size(), threads, a.timing.channels_last() ? ", channels-last" : "");
   }
   fmt::print("\n\n");
   print_table(rows);
@@ -128,6 +128,8 @@ Command register_compare(CLI::App& root) {
   app->add_option("--batch-size", a.timing.batch_size(), "batch for the timed training steps")->capture_default_str();
   app->add_option("--reps", a.timing.reps(), "timed steps per model (the median is shown)")->capture_default_str();
   app->add_option("--warmup", a.timing.warmup(), "untimed steps first")->capture_default_str();
+  app->add_flag("--channels-last,!--no-channels-last", a.timing.channels_last(), "NHWC memory format, as vgg train can use")
+      ->capture_default_str();
   app->add_flag("--time,!--no-time", a.time, "measure forward and backward time")->capture_default_str();
   app->add_flag("--json", a.json, "print the comparison as JSON");
   add_threads_flag(app, a.threads);

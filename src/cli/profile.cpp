@@ -62,9 +62,9 @@ int run_profile(ProfileArgs& a) {
     return 0;
   }
 
-  fmt::print("Profile: {} at {}x{}x{}, batch {}, {} threads; median of {} steps after {} warm-up (ms per batch)\n\n",
+  fmt::print("Profile: {} at {}x{}x{}{}, batch {}, {} threads; median of {} steps after {} warm-up (ms per batch)\n\n",
              resolve_arch(a.model).label, a.model.in_channels(), a.model.image_size(), a.model.image_size(),
-             p.batch_size, threads, a.timing.reps(), a.timing.warmup());
+             a.timing.channels_last() ? " channels-last" : "", p.batch_size, threads, a.timing.reps(), a.timing.warmup());
   std::vector<std::vector<std::string>> rows = {{"Layer (type)", "Output", "MACs %", "fwd ms", "bwd ms", "time %",
                                                  "fwd GFLOP/s", "bwd GFLOP/s", "fwd GB/s"}};
   auto num = [](double v, int digits) { return fmt::format("{:.{}f}", v, digits); };
@@ -88,7 +88,8 @@ int run_profile(ProfileArgs& a) {
   for (const auto& t : p.layers) fwd += t.forward_ms, bwd += t.backward_ms;
   fmt::print("\nsum of layers: forward {:.1f} ms + backward {:.1f} ms = {:.1f} ms per batch ({:.2f} ms per image)\n",
              fwd, bwd, sum, sum / bs);
-  fmt::print("measured step (forward + loss + backward, in-place ReLU, no hooks): {:.1f} ms per batch\n", p.step_ms);
+  fmt::print("measured step (forward + loss + backward as the trainer runs it, no hooks): {:.1f} ms per batch\n",
+             p.step_ms);
   fmt::print("check: the layers add up to {:+.1f}% of the step ({} the {:.0f}% tolerance)\n", 100.0 * diff,
              within ? "within" : "OUTSIDE", 100.0 * kTolerance);
   fmt::print("fwd GB/s: the least a layer must move (its input and output per image, its weights once) over its "
@@ -109,6 +110,8 @@ Command register_profile(CLI::App& root) {
   app->add_option("--batch-size", a.timing.batch_size(), "batch of the profiled training steps")->capture_default_str();
   app->add_option("--reps", a.timing.reps(), "timed steps (each layer shows its median)")->capture_default_str();
   app->add_option("--warmup", a.timing.warmup(), "untimed steps first")->capture_default_str();
+  app->add_flag("--channels-last,!--no-channels-last", a.timing.channels_last(), "NHWC memory format, as vgg train can use")
+      ->capture_default_str();
   app->add_flag("--json", a.json, "print the profile as JSON");
   add_threads_flag(app, a.threads);
   return {app, [args]() { return run_profile(*args); }};

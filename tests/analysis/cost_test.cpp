@@ -63,7 +63,11 @@ TEST(Explain, SaysWhetherTimeFollowsTheArithmetic) {
   std::string first = explain_comparison(vgg, alex)[0];
   EXPECT_NE(first.find("10.0x the forward"), std::string::npos) << first;
   EXPECT_NE(first.find("follows the arithmetic"), std::string::npos) << first;
+  EXPECT_NE(first.find("larger than in MACs"), std::string::npos) << first;  // 151 vs 188 GFLOP/s
   alex.timing = StepTiming{4, 390.0, 800.0};
+  first = explain_comparison(vgg, alex)[0];
+  EXPECT_NE(first.find("far from the MAC ratio"), std::string::npos) << first;
+  alex.timing = StepTiming{4, 40.0, 400.0};  // forward in line, backward not
   first = explain_comparison(vgg, alex)[0];
   EXPECT_NE(first.find("far from the MAC ratio"), std::string::npos) << first;
 }

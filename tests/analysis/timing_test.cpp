@@ -16,6 +16,9 @@ TEST(Timing, MeasuresForwardAndBackward) {
   EXPECT_GT(t.backward_ms, 0.0);
   EXPECT_DOUBLE_EQ(t.forward_ms_per_image(), t.forward_ms / 4);
   EXPECT_THROW(time_step(net, TimingOptions().reps(0)), UsageError);
+  time_step(net, TimingOptions().batch_size(2).reps(1).warmup(0).channels_last(true));
+  const auto& conv = net->features[0]->as<torch::nn::Sequential>()->ptr(0)->as<torch::nn::Conv2d>()->weight;
+  EXPECT_TRUE(conv.is_contiguous(at::MemoryFormat::ChannelsLast));
   EXPECT_THROW(time_step(net, TimingOptions().batch_size(0)), UsageError);
 }
 

@@ -45,8 +45,18 @@ std::string compute_paragraph(const ComparedModel& big, const ComparedModel& sma
     const double k = ratio(big.timing->backward_ms_per_image(), small.timing->backward_ms_per_image());
     s += fmt::format(" and measured {:.1f}x the forward and {:.1f}x the backward time on this machine", f, k);
     const double mac_ratio = ratio(a.macs(), b.macs());
-    if (f > 0.5 * mac_ratio && f < 2.0 * mac_ratio) {
+    auto near = [mac_ratio](double r) { return r > 0.5 * mac_ratio && r < 2.0 * mac_ratio; };
+    if (near(f) && near(k)) {
       s += ": the time follows the arithmetic.";
+      const double ga = 2.0 * a.macs() / (big.timing->forward_ms_per_image() * 1e6);
+      const double gb = 2.0 * b.macs() / (small.timing->forward_ms_per_image() * 1e6);
+      if (std::fabs(ga - gb) > 0.15 * std::max(ga, gb)) {
+        s += fmt::format(" The gap in time is {} than in MACs because {} computes at {:.0f} GFLOP/s forward and {} at "
+                         "{:.0f}: {}.",
+                         ga > gb ? "smaller" : "larger", a.label, ga, b.label, gb,
+                         ga > gb ? fmt::format("{}'s larger layers keep the cores busier", a.label)
+                                 : fmt::format("{}'s layers use the cores less well", a.label));
+      }
     } else {
       s += fmt::format(
           "; the time ratio is far from the MAC ratio, so the two run at different efficiency here "

@@ -4,8 +4,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
+
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/function_hook.h>
 
 #include "vgg/error.h"
+#include "vgg/train/precision.h"
 
 namespace vgg {
 namespace {
@@ -30,33 +35,33 @@ struct Inputs {
 Inputs random_inputs(ConvNet& model, const TimingOptions& o) {
   torch::manual_seed(o.seed());
   const ModelOptions& m = model->options();
-  return {torch::randn({o.batch_size(), m.in_channels(), m.image_size(), m.image_size()}),
-          torch::randint(0, m.num_classes(), {o.batch_size()}, torch::kInt64)};
+  Inputs in{torch::randn({o.batch_size(), m.in_channels(), m.image_size(), m.image_size()}),
+            torch::randint(0, m.num_classes(), {o.batch_size()}, torch::kInt64)};
+  if (o.channels_last()) {
+    to_channels_last(*model);
+    in.x = in.x.contiguous(at::MemoryFormat::ChannelsLast);
+  }
+  return in;
 }
 
 torch::Tensor loss_of(const torch::Tensor& logits, const torch::Tensor& y) {
   return torch::nn::functional::cross_entropy(logits, y);
 }
 
-// Switches every ReLU of the model to out-of-place while alive.
-class OutOfPlaceReLU {
+// Records when autograd is about to run one node: the start of that
+// layer's backward.
+class StartClock : public torch::autograd::FunctionPreHook {
  public:
-  explicit OutOfPlaceReLU(ConvNet& model) {
-    for (auto& m : model->modules(/*include_self=*/false)) {
-      if (auto* relu = m->as<torch::nn::ReLU>()) {
-        relus_.emplace_back(relu, relu->options.inplace());
-        relu->options.inplace(false);
-      }
-    }
+  StartClock(Clock::time_point* at, bool* fired) : at_(at), fired_(fired) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& grads) override {
+    *at_ = Clock::now();
+    *fired_ = true;
+    return grads;
   }
-  ~OutOfPlaceReLU() {
-    for (auto& [relu, inplace] : relus_) relu->options.inplace(inplace);
-  }
-  OutOfPlaceReLU(const OutOfPlaceReLU&) = delete;
-  OutOfPlaceReLU& operator=(const OutOfPlaceReLU&) = delete;
 
  private:
-  std::vector<std::pair<torch::nn::ReLUImpl*, bool>> relus_;
+  Clock::time_point* at_;
+  bool* fired_;
 };
 
 // One whole step as the trainer runs it; returns {forward, backward} ms.
@@ -132,46 +137,48 @@ LayerProfile profile_layers(ConvNet& model, const TimingOptions& o) {
   for (int64_t rep = 0; rep < o.warmup() + o.reps(); ++rep) {
     const bool timed = rep >= o.warmup();
     {
-      OutOfPlaceReLU out_of_place(model);
       model->zero_grad();
-      std::vector<torch::Tensor> outputs(n);
+      // The node that produced each layer's output, taken right after that
+      // layer ran: an in-place ReLU later gives the same tensor a new node,
+      // but the convolution's node stays the one recorded here.
+      std::vector<std::shared_ptr<torch::autograd::Node>> nodes(n);
       std::vector<double> f(n);
       torch::Tensor h = in.x;
       for (size_t i = 0; i < n; ++i) {
         const auto t0 = Clock::now();
         h = modules[i]->forward(h);
         f[i] = ms_between(t0, Clock::now());
-        outputs[i] = h;
+        nodes[i] = h.grad_fn();
       }
       const auto l0 = Clock::now();
       torch::Tensor loss = loss_of(h, in.y);
       const double lf = ms_between(l0, Clock::now());
 
       std::vector<Clock::time_point> start(n);
-      std::vector<bool> fired(n, false);
+      std::unique_ptr<bool[]> fired(new bool[n]());
       for (size_t i = 0; i < n; ++i) {
-        if (!outputs[i].requires_grad()) continue;
-        outputs[i].register_hook([&start, &fired, i](const torch::Tensor&) {
-          start[i] = Clock::now();
-          fired[i] = true;
-        });
+        if (nodes[i]) nodes[i]->add_pre_hook(std::make_unique<StartClock>(&start[i], &fired[i]));
       }
+      nodes.clear();  // the graph owns the nodes; backward frees them
       const auto b0 = Clock::now();
       loss.backward();
       const auto b1 = Clock::now();
-      if (!timed) continue;
-      for (size_t i = 0; i < n; ++i) fwd[i].push_back(f[i]);
-      // Walk from the first layer upwards: layer i's backward ends where the
-      // earlier layer's starts (the first layer's at the end of backward()).
-      // A layer whose output needs no gradient gets no backward time.
-      auto end = b1;
-      for (size_t i = 0; i < n; ++i) {
-        const double b = fired[i] ? ms_between(start[i], end) : 0.0;
-        bwd[i].push_back(std::max(0.0, b));
-        if (fired[i]) end = start[i];
+      if (timed) {
+        for (size_t i = 0; i < n; ++i) fwd[i].push_back(f[i]);
+        // Walk from the first layer upwards: layer i's backward ends where the
+        // earlier layer's starts (the first layer's at the end of backward()).
+        // A layer whose output needs no gradient gets no backward time, and
+        // one that returns its input (dropout with p = 0) shares the earlier
+        // layer's node, so its hook fires with that layer's and it gets zero.
+        auto end = b1;
+        for (size_t i = 0; i < n; ++i) {
+          const double b = fired[i] ? ms_between(start[i], end) : 0.0;
+          bwd[i].push_back(std::max(0.0, b));
+          if (fired[i]) end = start[i];
+        }
+        loss_f.push_back(lf);
+        loss_b.push_back(ms_between(b0, end));
       }
-      loss_f.push_back(lf);
-      loss_b.push_back(ms_between(b0, end));
     }
     auto [sf, sb] = whole_step(model, in);
     if (timed) steps.push_back(sf + sb);

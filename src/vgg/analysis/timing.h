@@ -20,6 +20,9 @@ struct TimingOptions {
   TORCH_ARG(int64_t, warmup) = 1;
   TORCH_ARG(int64_t, reps) = 3;
   TORCH_ARG(uint64_t, seed) = 0;
+  // NHWC input and weights, as `vgg train --channels-last` runs: pooling
+  // and the first convolutions behave very differently in the two layouts.
+  TORCH_ARG(bool, channels_last) = false;
 };
 
 // Throws UsageError naming the flag when a value is out of range.
@@ -33,6 +36,7 @@ struct StepTiming {
   double backward_ms_per_image() const { return backward_ms / static_cast<double>(batch_size); }
 };
 
+// With options.channels_last the model's weights are converted to NHWC.
 StepTiming time_step(ConvNet& model, const TimingOptions& options);
 
 struct LayerTime {
@@ -43,20 +47,22 @@ struct LayerProfile {
   int64_t batch_size = 0;
   std::vector<LayerTime> layers;  // one per row of model->layers()
   LayerTime loss;                 // cross-entropy forward and backward
-  // The same step measured whole, as the trainer runs it (in-place ReLU, no
-  // hooks): what the per-layer times must add up to.
+  // The same step measured whole, as the trainer runs it (no clock reads
+  // between layers, no hooks): what the per-layer times must add up to.
   double step_ms = 0;
 
   double layer_sum_ms() const;  // every layer's forward + backward + loss
 };
 
 // Forward: each module of the table in turn between two clock reads.
-// Backward: one ordinary loss.backward() with a hook on every layer output;
-// a hook fires just before autograd runs that layer's backward, so layer i's
-// backward lasts from its hook to the hook of layer i-1 (to the end of
-// backward() for the first layer). Weight-gradient nodes run as soon as they
-// are ready and so count to their own layer. ReLUs run out of place while
-// profiling, since an in-place ReLU would overwrite the hooked tensor.
+// Backward: one ordinary loss.backward() over the very graph training
+// builds (in-place ReLUs included), with a pre-hook on the autograd node
+// that produced each layer's output. A pre-hook fires just before autograd
+// runs that node, so layer i's backward lasts from its hook to the hook of
+// layer i-1 (to the end of backward() for the first layer). On CPU autograd
+// runs nodes one at a time on the calling thread, and weight-gradient nodes
+// (transposes, AccumulateGrad) as soon as they are ready, so they count to
+// their own layer.
 LayerProfile profile_layers(ConvNet& model, const TimingOptions& options);
 
 // The modules of `model` in table order (features' blocks, then classifier).

@@ -8,6 +8,8 @@ packages=(
   libopenblas0-pthread    # without it LibTorch's dense layers use reference BLAS (~4x slower)
   libgloo-dev             # headers that c10d's ProcessGroupGloo.hpp includes
   libcli11-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libpng-dev libgtest-dev
+  libjpeg62-turbo-dev     # vgg predict: JPEG input
+  libfreetype-dev fonts-dejavu-core  # text in vgg's pictures (grid, confusion matrix, curves)
   dataset-fashion-mnist   # the real data: /usr/share/datasets/fashion-mnist
 )
 

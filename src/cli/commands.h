@@ -17,5 +17,9 @@ Command register_eval(CLI::App& root);
 Command register_summary(CLI::App& root);
 Command register_bench(CLI::App& root);
 Command register_launch(CLI::App& root);
+Command register_compare(CLI::App& root);
+Command register_profile(CLI::App& root);
+Command register_predict(CLI::App& root);
+Command register_plot(CLI::App& root);
 
 }  // namespace vgg::cli

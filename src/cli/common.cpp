@@ -9,7 +9,9 @@
 namespace vgg::cli {
 
 void add_model_flags(CLI::App* app, ModelOptions& o) {
-  app->add_option("--arch", o.arch(), "vgg11|vgg13|vgg16|vgg19[_bn], alexnet, or a conv_arch such as 1x64,1x128,2x256")
+  app->add_option("--arch", o.arch(),
+                  "vgg11|vgg13|vgg16|vgg19[_bn], alexnet (D2L's), alexnet_tv (torchvision's), lenet, "
+                  "or a conv_arch such as 1x64,1x128,2x256")
       ->capture_default_str();
   app->add_option("--width-ratio", o.width_ratio(), "divide every conv width by this (D2L's small VGG uses 4)")
       ->capture_default_str();
@@ -124,6 +126,26 @@ void apply_preset(CLI::App* app, const std::string& name) {
   throw UsageError(fmt::format("--preset: expected one of {}, found '{}'", names, name));
 }
 
+void fit_preset_to_arch(ModelOptions& model, bool batch_norm_given, bool image_size_given) {
+  const NamedArch* named = find_named_arch(model.arch());
+  if (named == nullptr || named->family == Family::VGG) return;
+  std::vector<std::string> changes;
+  if (model.batch_norm() && !batch_norm_given) {
+    model.batch_norm(false);
+    changes.push_back("batch norm off");
+  }
+  if (model.image_size() != named->natural_image_size && !image_size_given) {
+    model.image_size(named->natural_image_size);
+    changes.push_back(fmt::format("image size {}", named->natural_image_size));
+  }
+  if (!changes.empty()) {
+    std::string list;
+    for (const auto& c : changes) list += (list.empty() ? "" : ", ") + c;
+    fmt::print("note: the preset describes a small VGG; for {} using {} (pass the flags to override)\n", named->name,
+               list);
+  }
+}
+
 void sync_image_size(ModelOptions& model, PreprocessOptions& pre) { pre.image_size(model.image_size()); }
 
 void check_data_flag(const std::string& dir) {
@@ -163,6 +185,24 @@ std::string with_commas(int64_t v) {
   std::string s = std::to_string(v < 0 ? -v : v);
   for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
   return v < 0 ? "-" + s : s;
+}
+
+std::string wrap(const std::string& text, size_t width, const std::string& indent) {
+  std::string out, line;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t space = text.find(' ', start);
+    if (space == std::string::npos) space = text.size();
+    const std::string word = text.substr(start, space - start);
+    if (!line.empty() && indent.size() + line.size() + 1 + word.size() > width) {
+      out += indent + line + "\n";
+      line.clear();
+    }
+    line += (line.empty() ? "" : " ") + word;
+    start = space + 1;
+  }
+  if (!line.empty()) out += indent + line + "\n";
+  return out;
 }
 
 }  // namespace vgg::cli

@@ -32,6 +32,12 @@ void show_preset_defaults(CLI::App* app, const std::string& name);
 // True when the user set this flag on the command line.
 bool given(CLI::App* app, const std::string& flag);
 
+// The presets describe VGGs: for a named non-VGG network (alexnet, lenet)
+// turn off the preset's batch norm and use the network's own input size,
+// unless the user gave those flags (ask given() before apply_preset(), which
+// marks the flags it fills in as given).
+void fit_preset_to_arch(ModelOptions& model, bool batch_norm_given, bool image_size_given);
+
 // Puts the model's image size and the preprocessing's in agreement.
 void sync_image_size(ModelOptions& model, PreprocessOptions& pre);
 
@@ -44,5 +50,9 @@ std::string yes_no(bool b);
 void print_table(const std::vector<std::vector<std::string>>& rows, std::FILE* out = stdout);
 
 std::string with_commas(int64_t v);
+
+// Breaks `text` at spaces into lines of at most `width` characters, each
+// prefixed with `indent`.
+std::string wrap(const std::string& text, size_t width, const std::string& indent = "");
 
 }  // namespace vgg::cli

@@ -5,6 +5,7 @@
 #include "common.h"
 #include "vgg/data/dataset.h"
 #include "vgg/error.h"
+#include "vgg/image/charts.h"
 #include "vgg/sys.h"
 #include "vgg/train/checkpoint.h"
 #include "vgg/train/evaluate.h"
@@ -19,6 +20,7 @@ struct EvalArgs {
   int64_t limit_test = 0;
   EvalOptions eval;
   bool json = false;
+  std::string confusion;  // PNG heatmap path
   int threads = 0;
 };
 
@@ -31,6 +33,7 @@ int run_eval(CLI::App* app, EvalArgs& a) {
     throw UsageError(fmt::format("--precision: expected fp32 or bf16, found '{}'", a.eval.precision()));
   }
   check_data_flag(a.data);
+  if (!a.confusion.empty()) check_writable(a.confusion, "--confusion");
   configure_threads(a.threads);
   LoadedCheckpoint ck = load_checkpoint(a.checkpoint);
   Dataset test = load_idx_dataset(a.data, Split::Test, ck.meta.model.num_classes(), a.limit_test);
@@ -38,6 +41,15 @@ int run_eval(CLI::App* app, EvalArgs& a) {
   if (a.eval.channels_last()) to_channels_last(*ck.model);
   EvalResult r = evaluate(ck.model, test, ck.meta.preprocess, a.eval);
   const auto per_class = r.per_class_accuracy();
+  if (!a.confusion.empty()) {
+    std::vector<std::vector<int64_t>> counts(static_cast<size_t>(r.confusion.size(0)));
+    for (int64_t i = 0; i < r.confusion.size(0); ++i) {
+      for (int64_t k = 0; k < r.confusion.size(1); ++k) counts[i].push_back(r.confusion[i][k].item<int64_t>());
+    }
+    write_confusion_png(a.confusion, counts, test.class_names,
+                        fmt::format("{} after {} epochs: accuracy {:.4f} on {} test images",
+                                    resolve_arch(ck.meta.model).label, ck.meta.epochs_done, r.accuracy, r.count));
+  }
   if (a.json) {
     nlohmann::json j = {{"checkpoint", a.checkpoint}, {"loss", r.loss},         {"accuracy", r.accuracy},
                         {"count", r.count},           {"per_class", per_class}, {"class_names", test.class_names}};
@@ -69,6 +81,7 @@ int run_eval(CLI::App* app, EvalArgs& a) {
     cm.push_back(row);
   }
   print_table(cm);
+  if (!a.confusion.empty()) fmt::print("\nconfusion matrix heatmap: {}\n", a.confusion);
   return 0;
 }
 
@@ -86,6 +99,7 @@ Command register_eval(CLI::App& root) {
   app->add_flag("--channels-last,!--no-channels-last", a.eval.channels_last(), "NHWC memory format")
       ->capture_default_str();
   app->add_flag("--json", a.json, "print the result as JSON");
+  app->add_option("--confusion", a.confusion, "also draw the confusion matrix as a heatmap into this PNG");
   add_threads_flag(app, a.threads);
   return {app, [app, args]() { return run_eval(app, *args); }};
 }

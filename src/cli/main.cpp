@@ -17,7 +17,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::vector<vgg::cli::Command> commands = {vgg::cli::register_train(app), vgg::cli::register_eval(app),
                                              vgg::cli::register_summary(app), vgg::cli::register_bench(app),
-                                             vgg::cli::register_launch(app)};
+                                             vgg::cli::register_launch(app), vgg::cli::register_compare(app),
+                                             vgg::cli::register_profile(app), vgg::cli::register_predict(app),
+                                             vgg::cli::register_plot(app)};
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     std::string names;

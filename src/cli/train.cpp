@@ -71,8 +71,9 @@ void print_config(const TrainArgs& a, int threads, const Dataset& train, const D
              r.family == Family::VGG ? format_conv_arch(r.conv_arch) : r.label, yes_no(r.batch_norm),
              a.model.fc_width(), a.model.dropout(), a.model.init(), a.model.in_channels(), a.model.image_size(),
              a.model.image_size(), a.model.num_classes());
-  fmt::print("  params     {}  forward {:.3f} GMAC/image\n", with_commas(total_params(layers)),
-             static_cast<double>(total_macs(layers)) / 1e9);
+  const double macs = static_cast<double>(total_macs(layers));
+  fmt::print("  params     {}  forward {}/image\n", with_commas(total_params(layers)),
+             macs >= 1e8 ? fmt::format("{:.3f} GMAC", macs / 1e9) : fmt::format("{:.3f} MMAC", macs / 1e6));
   fmt::print("  optimiser  SGD lr {} momentum {}{} weight_decay {} schedule {} label_smoothing {}\n", a.train.lr(),
              a.train.momentum(), a.train.nesterov() ? " (nesterov)" : "", a.train.weight_decay(),
              a.train.schedule(), a.train.label_smoothing());
@@ -127,7 +128,9 @@ int run_train(CLI::App* app, TrainArgs& a) {
     a.train = meta.train;
     a.train.epochs(epochs);
   } else {
+    const bool batch_norm_given = given(app, "--batch-norm"), image_size_given = given(app, "--image-size");
     apply_preset(app, a.preset);
+    fit_preset_to_arch(a.model, batch_norm_given, image_size_given);
   }
   sync_image_size(a.model, a.pre);
   plan_layers(a.model);  // validates architecture flags before any work
@@ -201,6 +204,9 @@ int run_train(CLI::App* app, TrainArgs& a) {
     meta.augment_rng = pos.augment_rng;
     meta.global_rng = pos.global_rng;
     meta.class_names = train.class_names;
+    // The data's own image size lets `vgg predict` bring any picture to the
+    // resolution the training images had before preprocessing resized them.
+    meta.extra = {{"data_image_size", train.height()}};
     save_checkpoint(a.save, meta, trainer.model(), &trainer.optimizer());
   };
 

@@ -1,6 +1,7 @@
 #include "vgg/sys.h"
 
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <fmt/format.h>
 
 #include <cmath>
@@ -21,6 +22,13 @@ int configure_threads(int n) {
     if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   }
   at::set_num_threads(n);
+  // at::set_num_threads sets OpenMP's threads, but dense layers run in
+  // OpenBLAS (Debian's libtorch links it), whose own pthread pool keeps one
+  // thread per core. On busy cores those threads wait for each other a
+  // scheduler slice at a time: a 2-MMAC Linear took 200 ms instead of 0.5.
+  // OpenBLAS is looked up at run time, so other BLAS builds still work.
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(n);
   return n;
 }
 

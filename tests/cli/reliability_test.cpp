@@ -25,6 +25,19 @@ std::string slurp(const std::string& p) {
   return {std::istreambuf_iterator<char>(in), {}};
 }
 
+// Polls (up to a minute; machines under load start slowly) until `ready`
+// holds, then returns the pid written to `pid_file`, or 0.
+template <typename F>
+int wait_for(const std::string& pid_file, F&& ready) {
+  for (int i = 0; i < 600; ++i) {
+    int pid = 0;
+    std::ifstream(pid_file) >> pid;
+    if (pid > 0 && ready()) return pid;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return 0;
+}
+
 // Batch norm, dropout and augmentation all on: every source of randomness
 // and state must survive the checkpoint.
 const std::string kSmall =
@@ -67,9 +80,9 @@ TEST(Reliability, SigintFinishesTheStepSavesAndExplainsHowToResume) {
                           dir.file("i.ckpt") + " >" + dir.file("out") + " 2>" + dir.file("err") + " & echo $! > " +
                           dir.file("pid") + "; wait $!";
   std::thread interrupter([&] {
-    std::this_thread::sleep_for(std::chrono::seconds(3));
-    int pid = 0;
-    std::ifstream(dir.file("pid")) >> pid;
+    // Once training has started (the configuration is printed first).
+    int pid = wait_for(dir.file("pid"), [&] { return slurp(dir.file("out")).find("data ") != std::string::npos; });
+    std::this_thread::sleep_for(std::chrono::seconds(1));
     if (pid > 0) ::kill(pid, SIGINT);
   });
   const int rc = shell(cmd);
@@ -93,9 +106,9 @@ TEST(Reliability, KillDashNineDuringSavesNeverLeavesABrokenCheckpoint) {
   int good_loads = 0;
   for (int round = 0; round < 4; ++round) {
     std::thread killer([&, round] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2500 + 370 * round));
-      int pid = 0;
-      std::ifstream(dir.file("pid")) >> pid;
+      // Once a first checkpoint exists, at staggered moments of later saves.
+      int pid = wait_for(dir.file("pid"), [&] { return access(dir.file("k.ckpt").c_str(), F_OK) == 0; });
+      std::this_thread::sleep_for(std::chrono::milliseconds(300 + 370 * round));
       if (pid > 0) ::kill(pid, SIGKILL);
     });
     EXPECT_EQ(shell(cmd), 137);
@@ -105,7 +118,7 @@ TEST(Reliability, KillDashNineDuringSavesNeverLeavesABrokenCheckpoint) {
       ++good_loads;
     }
   }
-  EXPECT_GT(good_loads, 0);
+  EXPECT_EQ(good_loads, 4);
 }
 
 TEST(Reliability, DivergenceStopsWithAHintAndKeepsTheLastGoodCheckpoint) {

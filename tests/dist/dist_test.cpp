@@ -101,18 +101,27 @@ TEST(DataParallel, KillingOneRankFailsTheLaunchQuickly) {
                           " launch --nproc 2 -- train --arch 1x8 --image-size 28 --fc-width 16 --epochs 20 "
                           "--batch-size 8 --threads 1 --data " + dir.str() + " >/dev/null 2>" + dir.file("err") +
                           " & echo $! > " + dir.file("pid") + "; wait $!";
-  auto t0 = std::chrono::steady_clock::now();
+  auto killed_at = std::chrono::steady_clock::now();
   std::thread killer([&] {
-    // Once both ranks are up and training, kill -9 rank 1 (the younger child).
-    std::this_thread::sleep_for(std::chrono::seconds(3));
-    int launcher = 0;
-    std::ifstream(dir.file("pid")) >> launcher;
-    std::vector<int> ranks = children_of(launcher);
-    if (ranks.size() == 2) ::kill(ranks[1], SIGKILL);
+    // Once both ranks are up (polling: loaded machines start slowly), kill -9
+    // rank 1, the younger child.
+    for (int i = 0; i < 600; ++i) {
+      int launcher = 0;
+      std::ifstream(dir.file("pid")) >> launcher;
+      std::vector<int> ranks = launcher > 0 ? children_of(launcher) : std::vector<int>{};
+      if (ranks.size() == 2) {
+        std::this_thread::sleep_for(std::chrono::seconds(2));
+        killed_at = std::chrono::steady_clock::now();
+        ::kill(ranks[1], SIGKILL);
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
   });
   int rc = shell(cmd);
   killer.join();
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // From the kill to the launcher's exit.
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
   EXPECT_NE(rc, 0);
   EXPECT_LT(secs, 60.0);
   std::ifstream err(dir.file("err"));

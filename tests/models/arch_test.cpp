@@ -8,6 +8,16 @@
 namespace vgg {
 namespace {
 
+template <typename F>
+std::string usage_error_of(F&& f) {
+  try {
+    f();
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "(no UsageError)";
+}
+
 int64_t params_of(const std::string& arch, int64_t in, int64_t classes, int64_t size = 224) {
   return total_params(plan_layers(ModelOptions(arch).in_channels(in).num_classes(classes).image_size(size)));
 }
@@ -22,6 +32,83 @@ TEST(Params, MatchTorchvisionPublishedCounts) {
   EXPECT_EQ(params_of("vgg16_bn", 3, 1000), 138365992);
 }
 
+double gmacs(const std::string& arch, int64_t in = 3, int64_t classes = 1000) {
+  return total_macs(plan_layers(ModelOptions(arch).in_channels(in).num_classes(classes))) / 1e9;
+}
+
+double ptflops_gmacs(const std::string& arch) {
+  return total_ptflops_macs(plan_layers(ModelOptions(arch).in_channels(3).num_classes(1000))) / 1e9;
+}
+
+TEST(Macs, MatchTorchvisionPublishedOps) {
+  // The `_ops` (GFLOPS) of torchvision's weight metadata, 3x224x224 input,
+  // 1000 classes: conv and dense weight products only, so batch norm adds
+  // nothing.
+  EXPECT_NEAR(gmacs("vgg11"), 7.609, 0.0005);
+  EXPECT_NEAR(gmacs("vgg11_bn"), 7.609, 0.0005);
+  EXPECT_NEAR(gmacs("vgg13"), 11.308, 0.0005);
+  EXPECT_NEAR(gmacs("vgg16"), 15.470, 0.0005);
+  EXPECT_NEAR(gmacs("vgg19"), 19.632, 0.0005);
+  EXPECT_NEAR(gmacs("alexnet_tv"), 0.714, 0.0005);
+  EXPECT_EQ(total_macs(plan_layers(ModelOptions("alexnet_tv").in_channels(3).num_classes(1000))), 714188480);
+}
+
+TEST(Macs, PtflopsConventionMatchesItsReadme) {
+  // ptflops' README (pytorch backend) rounds to two decimals; it also counts
+  // biases, ReLUs, pooling inputs and batch norm.
+  EXPECT_NEAR(ptflops_gmacs("vgg11"), 7.63, 0.005);
+  EXPECT_NEAR(ptflops_gmacs("vgg11_bn"), 7.64, 0.005);
+  EXPECT_NEAR(ptflops_gmacs("vgg13"), 11.34, 0.005);
+  EXPECT_NEAR(ptflops_gmacs("vgg16_bn"), 15.53, 0.005);
+  EXPECT_NEAR(ptflops_gmacs("vgg19"), 19.67, 0.005);
+  EXPECT_NEAR(ptflops_gmacs("alexnet_tv"), 0.72, 0.005);
+}
+
+TEST(Params, TorchvisionAlexNet) {
+  EXPECT_EQ(params_of("alexnet_tv", 3, 1000), 61100840);
+  const LayerTable t = plan_layers(ModelOptions("alexnet_tv").in_channels(3).num_classes(1000));
+  std::vector<std::string> names;
+  for (const auto& l : t) names.push_back(l.name);
+  // torchvision's head: dropout before each hidden dense layer.
+  const std::vector<std::string> head = {"avgpool", "flatten", "dropout1", "fc1", "relu_fc1", "dropout2", "fc2",
+                                         "relu_fc2", "fc3"};
+  ASSERT_GE(names.size(), head.size());
+  EXPECT_EQ(std::vector<std::string>(names.end() - static_cast<std::ptrdiff_t>(head.size()), names.end()), head);
+  // The adaptive pool keeps fc1 at 256x6x6 for larger images too.
+  for (const auto& l : plan_layers(ModelOptions("alexnet_tv").image_size(320))) {
+    if (l.name == "fc1") EXPECT_EQ(l.in.numel(), 9216);
+  }
+  ConvNet net = build_model(ModelOptions("alexnet_tv").in_channels(3).num_classes(1000));
+  EXPECT_EQ(count_parameters(*net), 61100840);
+  torch::NoGradGuard no_grad;
+  net->eval();
+  EXPECT_EQ(net->forward(torch::randn({1, 3, 320, 320})).sizes(), (std::vector<int64_t>{1, 1000}));
+}
+
+TEST(LeNet, MatchesD2L) {
+  const LayerTable t = plan_layers(ModelOptions("lenet").image_size(28));
+  EXPECT_EQ(total_params(t), 61706);  // D2L's LeNet for 10 classes
+  std::vector<std::string> kinds;
+  for (const auto& l : t) kinds.push_back(kind_name(l.kind));
+  EXPECT_EQ(kinds, (std::vector<std::string>{"Conv2d", "Sigmoid", "AvgPool2d", "Conv2d", "Sigmoid", "AvgPool2d",
+                                             "Flatten", "Linear", "Sigmoid", "Linear", "Sigmoid", "Linear"}));
+  for (const auto& l : t) {
+    if (l.name == "pool2") EXPECT_EQ(l.out.str(), "16x5x5");
+  }
+  ConvNet net = build_model(ModelOptions("lenet").image_size(28));
+  EXPECT_EQ(count_parameters(*net), 61706);
+  torch::NoGradGuard no_grad;
+  torch::Tensor x = torch::randn({2, 1, 28, 28});
+  torch::Tensor y = net->forward(x);
+  EXPECT_EQ(y.sizes(), (std::vector<int64_t>{2, 10}));
+  // Sigmoid, not ReLU: the first block's outputs lie strictly in (0, 1).
+  torch::Tensor h = net->features[0]->as<torch::nn::Sequential>()->forward(x);
+  EXPECT_GT(h.min().item<float>(), 0.0f);
+  EXPECT_LT(h.max().item<float>(), 1.0f);
+  EXPECT_NE(usage_error_of([] { plan_layers(ModelOptions("lenet_bn").image_size(28)); }).find("batch-norm"),
+            std::string::npos);
+}
+
 TEST(Params, MatchTheNotebooksKerasSummary) {
   const LayerTable t = plan_layers(ModelOptions("vgg11"));
   std::vector<int64_t> conv_params;
@@ -33,8 +120,9 @@ TEST(Params, MatchTheNotebooksKerasSummary) {
 }
 
 TEST(Params, ModuleHoldsExactlyWhatTheTablePlans) {
-  for (const std::string arch : {"vgg11", "vgg13_bn", "2x8,1x16", "alexnet"}) {
-    auto o = ModelOptions(arch).width_ratio(arch == "alexnet" ? 1 : 8).fc_width(64).image_size(224);
+  for (const std::string arch : {"vgg11", "vgg13_bn", "2x8,1x16", "alexnet", "alexnet_tv", "lenet"}) {
+    const bool vgg = arch.rfind("alexnet", 0) != 0 && arch != "lenet";
+    auto o = ModelOptions(arch).width_ratio(vgg ? 8 : 1).fc_width(64).image_size(arch == "lenet" ? 28 : 224);
     ConvNet net = build_model(o);
     EXPECT_EQ(count_parameters(*net), total_params(net->layers())) << arch;
   }

@@ -57,7 +57,9 @@ TEST(TrainOptions, ValidationNamesTheFlag) {
 // end-to-end proof that data, model, loss and optimiser fit together.
 TEST(Trainer, SmallVggOverfits64RealImages) {
   torch::manual_seed(0);
-  at::set_num_threads(2);
+  // One thread: tiny convolutions gain nothing from two, and spinning
+  // OpenMP threads crawl on a loaded machine.
+  at::set_num_threads(1);
   Dataset data = load_idx_dataset(VGG_DEFAULT_DATA_DIR, Split::Train, 10, 64);
   auto model = ModelOptions("1x16,1x32,2x64").image_size(28).fc_width(128).dropout(0.0).batch_norm(true);
   Trainer trainer(build_model(model), TrainOptions().epochs(60).batch_size(16).lr(0.05).momentum(0.9),

@@ -39,6 +39,11 @@ const std::vector<NamedArch>& named_architectures() {
       {"vgg16", Family::VGG, {{2, 64}, {2, 128}, {3, 256}, {3, 512}, {3, 512}}, "configuration D"},
       {"vgg19", Family::VGG, {{2, 64}, {2, 128}, {4, 256}, {4, 512}, {4, 512}}, "configuration E"},
       {"alexnet", Family::AlexNet, {}, "D2L's AlexNet (96 11x11/4, 256 5x5, 384-384-256 3x3)"},
+      {"alexnet_tv", Family::AlexNetTorchvision, {},
+       "torchvision's AlexNet (64 11x11/4, 192 5x5, 384-256-256 3x3, adaptive 6x6 pool)"},
+      // LeNet-5 as D2L builds it: sigmoid and average pooling; its dense head
+      // is 120-84-classes, so --fc-width and --dropout do not apply.
+      {"lenet", Family::LeNet, {}, "D2L's LeNet (6 5x5 pad 2, 16 5x5, sigmoid, avg-pool, 120-84)", 28},
   };
   return table;
 }
@@ -94,6 +99,18 @@ std::string format_conv_arch(const ConvArch& arch) {
   return s;
 }
 
+const NamedArch* find_named_arch(const std::string& arch) {
+  std::string name = arch;
+  const std::string suffix = "_bn";
+  if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    name = name.substr(0, name.size() - suffix.size());
+  }
+  for (const auto& a : named_architectures()) {
+    if (a.name == name) return &a;
+  }
+  return nullptr;
+}
+
 ResolvedArch resolve_arch(const ModelOptions& o) {
   if (o.width_ratio() < 1 || o.width_ratio() > 512) {
     throw UsageError(fmt::format("--width-ratio: expected 1..512, found {}", o.width_ratio()));
@@ -106,18 +123,14 @@ ResolvedArch resolve_arch(const ModelOptions& o) {
     bn = true;
   }
   ResolvedArch r{o.arch(), Family::VGG, {}, bn};
-  bool found = false;
-  for (const auto& a : named_architectures()) {
-    if (a.name == name) {
-      if (a.family != Family::VGG && bn) {
-        throw UsageError(fmt::format("--arch: {} has no batch-norm variant", a.name));
-      }
-      r.family = a.family;
-      r.conv_arch = a.conv_arch;
-      found = true;
+  const NamedArch* named = find_named_arch(name);
+  if (named != nullptr) {
+    if (named->family != Family::VGG && bn) {
+      throw UsageError(fmt::format("--arch: {} has no batch-norm variant", named->name));
     }
-  }
-  if (!found) {
+    r.family = named->family;
+    r.conv_arch = named->conv_arch;
+  } else {
     if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) {
       throw UsageError(fmt::format("--arch: unknown architecture '{}'; expected one of {} or a conv_arch like 1x64,2x128",
                                    o.arch(), known_names()));
@@ -145,7 +158,8 @@ struct Planner {
     cur = l.out;
     table.push_back(std::move(l));
   }
-  void conv(const std::string& id, int block, int64_t out_c, int64_t k, int64_t s, int64_t p) {
+  void conv(const std::string& id, int block, int64_t out_c, int64_t k, int64_t s, int64_t p,
+            LayerKind act = LayerKind::ReLU) {
     int64_t oh = (cur.h + 2 * p - k) / s + 1, ow = (cur.w + 2 * p - k) / s + 1;
     if (cur.h + 2 * p < k || cur.w + 2 * p < k) {
       throw UsageError(fmt::format("block {}: a {}x{} convolution does not fit its {}x{} input; use a larger --image-size",
@@ -160,36 +174,64 @@ struct Planner {
       b.out = cur;
       add(b);
     }
-    relu("relu" + id, block);
+    if (act == LayerKind::Sigmoid) {
+      activation(LayerKind::Sigmoid, "sigmoid" + id, block);
+    } else {
+      activation(LayerKind::ReLU, "relu" + id, block);
+    }
   }
-  void relu(const std::string& name, int block) {
-    LayerSpec l{LayerKind::ReLU, name, block};
+  void activation(LayerKind kind, const std::string& name, int block) {
+    LayerSpec l{kind, name, block};
     l.out = cur;
     add(l);
   }
-  void pool(const std::string& name, int block, int64_t k, int64_t s, const std::string& what) {
+  void relu(const std::string& name, int block) { activation(LayerKind::ReLU, name, block); }
+  void pool(const std::string& name, int block, int64_t k, int64_t s, const std::string& what,
+            LayerKind kind = LayerKind::MaxPool) {
     if (cur.h < k || cur.w < k) {
       throw UsageError(fmt::format(
-          "{}: its {}x{} max-pool needs an input of at least {}x{}, but the image has shrunk to {}x{}; "
+          "{}: its {}x{} {} needs an input of at least {}x{}, but the image has shrunk to {}x{}; "
           "use a larger --image-size or fewer blocks",
-          what, k, k, k, k, cur.h, cur.w));
+          what, k, k, kind == LayerKind::MaxPool ? "max-pool" : "average pool", k, k, cur.h, cur.w));
     }
-    LayerSpec l{LayerKind::MaxPool, name, block};
+    LayerSpec l{kind, name, block};
     l.out = {cur.c, (cur.h - k) / s + 1, (cur.w - k) / s + 1};
     l.kernel = k, l.stride = s;
     add(l);
   }
-  void dense_head(int64_t fc_width, int64_t classes, double dropout) {
+  void adaptive_avg_pool(const std::string& name, int64_t side) {
+    LayerSpec l{LayerKind::AdaptiveAvgPool, name, 0};
+    l.out = {cur.c, side, side};
+    add(l);
+  }
+  void dropout(const std::string& name, double p) {
+    LayerSpec d{LayerKind::Dropout, name, 0};
+    d.out = cur;
+    d.dropout = p;
+    add(d);
+  }
+  void flatten() {
     LayerSpec f{LayerKind::Flatten, "flatten", 0};
     f.out = {cur.numel(), 1, 1};
     add(f);
+  }
+  // D2L's and torchvision's VGG head: (dense, ReLU, dropout) x 2, dense.
+  void dense_head(int64_t fc_width, int64_t classes, double p) {
+    flatten();
     for (int i = 1; i <= 2; ++i) {
       linear(fmt::format("fc{}", i), fc_width);
       relu(fmt::format("relu_fc{}", i), 0);
-      LayerSpec d{LayerKind::Dropout, fmt::format("dropout{}", i), 0};
-      d.out = cur;
-      d.dropout = dropout;
-      add(d);
+      dropout(fmt::format("dropout{}", i), p);
+    }
+    linear("fc3", classes);
+  }
+  // torchvision's AlexNet head: (dropout, dense, ReLU) x 2, dense.
+  void dropout_first_head(int64_t fc_width, int64_t classes, double p) {
+    flatten();
+    for (int i = 1; i <= 2; ++i) {
+      dropout(fmt::format("dropout{}", i), p);
+      linear(fmt::format("fc{}", i), fc_width);
+      relu(fmt::format("relu_fc{}", i), 0);
     }
     linear("fc3", classes);
   }
@@ -226,6 +268,30 @@ LayerTable plan_layers(const ModelOptions& o) {
     p.conv("4", 3, 384, 3, 1, 1);
     p.conv("5", 3, 256, 3, 1, 1);
     p.pool("pool3", 3, 3, 2, "alexnet layer pool3");
+  } else if (r.family == Family::AlexNetTorchvision) {
+    p.conv("1", 1, 64, 11, 4, 2);
+    p.pool("pool1", 1, 3, 2, "alexnet_tv layer pool1");
+    p.conv("2", 2, 192, 5, 1, 2);
+    p.pool("pool2", 2, 3, 2, "alexnet_tv layer pool2");
+    p.conv("3", 3, 384, 3, 1, 1);
+    p.conv("4", 3, 256, 3, 1, 1);
+    p.conv("5", 3, 256, 3, 1, 1);
+    p.pool("pool3", 3, 3, 2, "alexnet_tv layer pool3");
+    p.adaptive_avg_pool("avgpool", 6);
+    p.dropout_first_head(o.fc_width(), o.num_classes(), o.dropout());
+    return p.table;
+  } else if (r.family == Family::LeNet) {
+    p.conv("1", 1, 6, 5, 1, 2, LayerKind::Sigmoid);
+    p.pool("pool1", 1, 2, 2, "lenet layer pool1", LayerKind::AvgPool);
+    p.conv("2", 2, 16, 5, 1, 0, LayerKind::Sigmoid);
+    p.pool("pool2", 2, 2, 2, "lenet layer pool2", LayerKind::AvgPool);
+    p.flatten();
+    p.linear("fc1", 120);
+    p.activation(LayerKind::Sigmoid, "sigmoid_fc1", 0);
+    p.linear("fc2", 84);
+    p.activation(LayerKind::Sigmoid, "sigmoid_fc2", 0);
+    p.linear("fc3", o.num_classes());
+    return p.table;
   } else {
     for (size_t b = 0; b < r.conv_arch.size(); ++b) {
       const auto [num_convs, num_channels] = r.conv_arch[b];

@@ -45,16 +45,23 @@ struct ModelOptions {
 void to_json(nlohmann::json& j, const ModelOptions& o);
 void from_json(const nlohmann::json& j, ModelOptions& o);
 
-enum class Family { VGG, AlexNet };
+// AlexNet is D2L's (one-channel 224x224 input, 96-256-384-384-256);
+// AlexNetTorchvision is torchvision.models.alexnet (64-192-384-256-256,
+// adaptive 6x6 average pool, dropout before each hidden dense layer), kept
+// so the published parameter and FLOP figures can be reproduced.
+enum class Family { VGG, AlexNet, AlexNetTorchvision, LeNet };
 
 struct NamedArch {
   std::string name;
   Family family;
   ConvArch conv_arch;  // empty for non-VGG families
   std::string note;
+  // The input the design expects; `vgg train --arch NAME` uses it when the
+  // preset's image size does not suit a non-VGG network.
+  int64_t natural_image_size = 224;
 };
 
-// vgg11 (A), vgg13 (B), vgg16 (D), vgg19 (E), alexnet.
+// vgg11 (A), vgg13 (B), vgg16 (D), vgg19 (E), alexnet, alexnet_tv, lenet.
 const std::vector<NamedArch>& named_architectures();
 
 // Parses "1x64,1x128,..." into a conv_arch; throws UsageError naming the flag.
@@ -70,6 +77,10 @@ struct ResolvedArch {
 
 // Looks up or parses options.arch() and applies width_ratio and "_bn".
 ResolvedArch resolve_arch(const ModelOptions& options);
+
+// The named architecture options.arch() refers to (after "_bn"), or nullptr
+// for a literal conv_arch.
+const NamedArch* find_named_arch(const std::string& arch);
 
 // Checks option ranges and plans every layer; throws UsageError when a value
 // is out of range or when the image shrinks below 1x1 (naming the block).

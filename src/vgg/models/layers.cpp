@@ -14,7 +14,10 @@ const char* kind_name(LayerKind kind) {
     case LayerKind::Conv: return "Conv2d";
     case LayerKind::BatchNorm: return "BatchNorm2d";
     case LayerKind::ReLU: return "ReLU";
+    case LayerKind::Sigmoid: return "Sigmoid";
     case LayerKind::MaxPool: return "MaxPool2d";
+    case LayerKind::AvgPool: return "AvgPool2d";
+    case LayerKind::AdaptiveAvgPool: return "AdaptiveAvgPool2d";
     case LayerKind::Flatten: return "Flatten";
     case LayerKind::Linear: return "Linear";
     case LayerKind::Dropout: return "Dropout";
@@ -39,6 +42,19 @@ int64_t LayerSpec::macs() const {
   }
 }
 
+int64_t LayerSpec::ptflops_macs() const {
+  switch (kind) {
+    case LayerKind::Conv:
+    case LayerKind::Linear: return macs() + out.numel();  // + bias
+    case LayerKind::ReLU: return out.numel();
+    case LayerKind::MaxPool:
+    case LayerKind::AvgPool:
+    case LayerKind::AdaptiveAvgPool: return in.numel();
+    case LayerKind::BatchNorm: return 2 * in.numel();
+    default: return 0;
+  }
+}
+
 int64_t total_params(const LayerTable& t) {
   int64_t n = 0;
   for (const auto& l : t) n += l.params();
@@ -48,6 +64,12 @@ int64_t total_params(const LayerTable& t) {
 int64_t total_macs(const LayerTable& t) {
   int64_t n = 0;
   for (const auto& l : t) n += l.macs();
+  return n;
+}
+
+int64_t total_ptflops_macs(const LayerTable& t) {
+  int64_t n = 0;
+  for (const auto& l : t) n += l.ptflops_macs();
   return n;
 }
 

@@ -17,7 +17,11 @@ struct Shape {  // per image; dense layers use {features, 1, 1}
   std::string str() const;
 };
 
-enum class LayerKind { Conv, BatchNorm, ReLU, MaxPool, Flatten, Linear, Dropout };
+enum class LayerKind {
+  Conv, BatchNorm, ReLU, Sigmoid, MaxPool, AvgPool,
+  AdaptiveAvgPool,  // to a fixed out.h x out.w, as torchvision's heads
+  Flatten, Linear, Dropout
+};
 
 const char* kind_name(LayerKind kind);
 
@@ -30,14 +34,27 @@ struct LayerSpec {
   double dropout = 0.0;
 
   int64_t params() const;
-  // Multiply-accumulates of the forward pass for one image (comparisons for
-  // pooling are not counted, as torchvision and fvcore do not count them).
+  // Multiply-accumulates of the forward pass for one image, counted as
+  // torchvision's published "GFLOPS" (the `_ops` of its weights' metadata)
+  // and fvcore count them: only the weight products of convolutions and
+  // dense layers. Bias additions, activations, pooling and batch norm count
+  // nothing, so vgg11 and vgg11_bn both cost 7.609 G at 3x224x224.
   int64_t macs() const;
+  // The same forward cost under ptflops' (pytorch backend) convention, whose
+  // README gives vgg11 7.63 G and alexnet 0.72 G: it adds one operation per
+  // output element for each bias, ReLU and dense bias, one per *input*
+  // element for every pooling layer, and two per element for an affine batch
+  // norm. Sigmoid, dropout and flatten count nothing there.
+  int64_t ptflops_macs() const;
+  // Elements read plus written by the forward pass for one image: what bounds
+  // the layers that do little arithmetic (ReLU, pooling, batch norm).
+  int64_t io_elements() const { return in.numel() + out.numel(); }
 };
 
 using LayerTable = std::vector<LayerSpec>;
 
 int64_t total_params(const LayerTable& t);
 int64_t total_macs(const LayerTable& t);
+int64_t total_ptflops_macs(const LayerTable& t);
 
 }  // namespace vgg

@@ -16,8 +16,13 @@ nn::AnyModule make_layer(const LayerSpec& l) {
     case LayerKind::BatchNorm: return nn::AnyModule(nn::BatchNorm2d(l.out.c));
     // In place: neither conv nor batch-norm backward needs its own output.
     case LayerKind::ReLU: return nn::AnyModule(nn::ReLU(nn::ReLUOptions().inplace(true)));
+    case LayerKind::Sigmoid: return nn::AnyModule(nn::Sigmoid());
     case LayerKind::MaxPool:
       return nn::AnyModule(nn::MaxPool2d(nn::MaxPool2dOptions(l.kernel).stride(l.stride)));
+    case LayerKind::AvgPool:
+      return nn::AnyModule(nn::AvgPool2d(nn::AvgPool2dOptions(l.kernel).stride(l.stride).padding(l.padding)));
+    case LayerKind::AdaptiveAvgPool:
+      return nn::AnyModule(nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions({l.out.h, l.out.w})));
     case LayerKind::Flatten: return nn::AnyModule(nn::Flatten());
     case LayerKind::Linear: return nn::AnyModule(nn::Linear(l.in.numel(), l.out.c));
     case LayerKind::Dropout: return nn::AnyModule(nn::Dropout(l.dropout));

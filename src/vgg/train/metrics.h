@@ -1,0 +1,29 @@
+// Reading back the per-epoch metrics that `vgg train --metrics` appends.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vgg {
+
+struct EpochRecord {
+  int64_t epoch = 0;
+  double train_loss = 0, train_accuracy = 0;
+  std::optional<double> test_loss, test_accuracy;  // absent for epochs not evaluated
+};
+
+struct MetricsLog {
+  std::vector<EpochRecord> epochs;  // the last run in the file
+  int runs = 0;                     // runs found (a new run restarts at epoch 1)
+};
+
+// One JSON object per line; blank lines are skipped. A line that is not
+// JSON, or lacks "epoch", "train_loss" or "train_accuracy", throws
+// std::runtime_error naming the file and line. Since the file is appended
+// to, it may hold several runs; a run starts wherever the epoch number does
+// not increase, and the last run is returned (a resumed run continues its
+// numbering, so it stays one run).
+MetricsLog read_metrics(const std::string& path);
+
+}  // namespace vgg

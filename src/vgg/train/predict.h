@@ -1,0 +1,43 @@
+// Classifying pictures with a trained checkpoint, preprocessed exactly as
+// its training images were.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "vgg/image/image.h"
+#include "vgg/train/checkpoint.h"
+
+namespace vgg {
+
+// Any picture -> one model input [C, S, S] (float), the way training saw
+// its images:
+//  1. to the model's channels (colour -> BT.601 grey, grey -> repeated);
+//  2. if `invert`, 255 - v (Fashion-MNIST shows light objects on black; a
+//     photo of dark things on white wants this);
+//  3. centred on a black square, so the aspect ratio survives;
+//  4. resized (antialiased) to the training data's own size, stored in the
+//     checkpoint as extra.data_image_size, and rounded to uint8 as the data
+//     set is; skipped for checkpoints without it;
+//  5. the checkpoint's preprocess(): scale to [0, 1], resize to the model's
+//     image size, normalise.
+torch::Tensor prepare_image(const Image& image, const CheckpointMeta& meta, bool invert = false);
+
+// Step 4's target: the data's side, or 0 when the checkpoint lacks it.
+int64_t data_image_size(const CheckpointMeta& meta);
+
+struct ClassProbability {
+  int64_t index = 0;
+  std::string name;
+  double probability = 0;
+};
+
+// Softmax probabilities of the k most likely classes of each input of
+// `batch` [N, C, S, S], most likely first; runs in eval mode without
+// autograd and restores the model's mode.
+std::vector<std::vector<ClassProbability>> predict_top_k(ConvNet& model, const torch::Tensor& batch,
+                                                         const std::vector<std::string>& class_names, int64_t k);
+
+}  // namespace vgg

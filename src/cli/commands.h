@@ -15,5 +15,6 @@ struct Command {
 Command register_train(CLI::App& root);
 Command register_eval(CLI::App& root);
 Command register_summary(CLI::App& root);
+Command register_memory(CLI::App& root);
 
 }  // namespace vgg::cli

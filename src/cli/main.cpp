@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   CLI::App app{"vgg: VGG networks (Simonyan & Zisserman 2014, as in Dive into Deep Learning) in C++ on LibTorch"};
   app.require_subcommand(1);
   std::vector<vgg::cli::Command> commands = {vgg::cli::register_train(app), vgg::cli::register_eval(app),
-                                             vgg::cli::register_summary(app)};
+                                             vgg::cli::register_summary(app), vgg::cli::register_memory(app)};
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     std::string names;

@@ -4,10 +4,10 @@
 // Protocol: note the RSS before anything of the model exists, build the
 // model and a synthetic batch, run --warmup steps through Trainer::train_step
 // (so momentum buffers, oneDNN kernels and thread pools exist, as in steady
-// training), reset the peak (write 5 to /proc/self/clear_refs), run one more
-// step and report its peak RSS minus the starting RSS. That is what training
-// this model costs the process, and what `vgg train --memory-budget` plans:
-// the prediction is the planner's step peak plus kRuntimeOverheadBytes.
+// training), reset the peak (write 5 to /proc/self/clear_refs), run --steps
+// more steps and report their peak RSS minus the starting RSS. That is what
+// training this model costs the process, and what `vgg train --memory-budget`
+// plans: the prediction is the planner's step peak plus kRuntimeOverheadBytes.
 //
 // Like `vgg train --memory-budget`, it first makes malloc return freed
 // tensors to the OS (sys.h: return_freed_memory_to_os); --glibc-default
@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   ModelOptions model;
   TrainOptions train;
   train.lr(0.01);
-  int warmup = 1, threads = 2;
+  int warmup = 1, steps = 1, threads = 2;
   bool track = false, json = false, glibc_default = false;
   cli::add_model_flags(&app, model);
   app.add_option("--batch-size", train.batch_size())->capture_default_str();
@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
   app.add_flag("--nesterov", train.nesterov());
   app.add_option("--weight-decay", train.weight_decay())->capture_default_str();
   app.add_option("--warmup", warmup, "unmeasured steps first")->capture_default_str();
+  app.add_option("--steps", steps, "measured steps (peak over all; mean time)")->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--threads", threads)->capture_default_str();
   app.add_flag("--track", track, "also count tensor bytes exactly (wraps the CPU allocator)");
   app.add_flag("--json", json, "one JSON object instead of text");
@@ -80,8 +82,8 @@ int main(int argc, char** argv) {
     reset_peak_rss();
     reset_tracked_peak();
     const auto t0 = std::chrono::steady_clock::now();
-    loss = trainer.train_step(batch, train.lr()).first;
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (int i = 0; i < steps; ++i) loss = trainer.train_step(batch, train.lr()).first;
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / steps;
     const int64_t measured = peak_rss_bytes() - rss_start;
     const int64_t predicted = plan.train_peak + kRuntimeOverheadBytes;
     const double error = 100.0 * static_cast<double>(predicted - measured) / static_cast<double>(measured);

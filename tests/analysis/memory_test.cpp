@@ -6,6 +6,7 @@
 
 #include "vgg/analysis/alloc_tracker.h"
 #include "vgg/error.h"
+#include "vgg/train/evaluate.h"
 #include "vgg/train/trainer.h"
 
 namespace vgg {
@@ -102,9 +103,10 @@ TEST(MemoryBudget, FitsMicroBatchesAutoBatchAndRefusesWithTheSmallestBudget) {
   EXPECT_GT(f.micro_batch, 0);
   EXPECT_LT(f.micro_batch, 32);
   EXPECT_LE(f.plan.train_peak * (1 + kBudgetMargin), f.available);
-  // One more image per pass would not fit.
-  EXPECT_GT(plan_memory(vgg, MemoryOptions().batch_size(32).micro_batch(f.micro_batch + 1)).train_peak *
-                (1 + kBudgetMargin),
+  // One pass fewer would not fit.
+  const int64_t passes = (32 + f.micro_batch - 1) / f.micro_batch;
+  const int64_t fewer = (32 + passes - 2) / (passes - 1);
+  EXPECT_GT(plan_memory(vgg, MemoryOptions().batch_size(32).micro_batch(fewer)).train_peak * (1 + kBudgetMargin),
             f.available);
   EXPECT_GE(f.eval_batch_size, 1);
 
@@ -175,6 +177,27 @@ TEST(MemoryPlan, MatchesTheTensorPeakOfRealTrainingSteps) {
     const double error = static_cast<double>(p.train_peak - measured) / static_cast<double>(measured);
     EXPECT_LT(std::fabs(error), 0.05) << c.name << ": predicted " << p.train_peak << " (at " << p.train_peak_at
                                       << "), measured " << measured;
+  }
+}
+
+// Evaluation keeps no autograd state: its tensor peak is the inference plan
+// (a forward that kept activations would be several times larger).
+TEST(MemoryPlan, EvaluationPeakIsTheInferencePlan) {
+  at::set_num_threads(2);
+  track_cpu_allocations();
+  const auto model = ModelOptions("1x16,1x32,1x64").image_size(32).fc_width(64);
+  const int64_t n = 64;
+  Dataset data{torch::randint(0, 256, {n, 1, 32, 32}, torch::kUInt8), torch::randint(0, 10, {n}, torch::kInt64), {}};
+  for (const std::string precision : {"fp32", "bf16"}) {
+    const int64_t before = tracked_live_bytes();
+    ConvNet net = build_model(model);
+    reset_tracked_peak();
+    evaluate(net, data, PreprocessOptions().image_size(32), EvalOptions().batch_size(n).precision(precision));
+    const int64_t measured = tracked_peak_bytes() - before;
+    const MemoryPlan p = plan_memory(plan_layers(model), MemoryOptions().batch_size(n).precision(precision));
+    const double error = static_cast<double>(p.inference_peak - measured) / static_cast<double>(measured);
+    EXPECT_LT(std::fabs(error), 0.05) << precision << ": predicted " << p.inference_peak << " (at "
+                                      << p.inference_peak_at << "), measured " << measured;
   }
 }
 

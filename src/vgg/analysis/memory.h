@@ -115,8 +115,8 @@ int64_t dataset_bytes(int64_t images, const Shape& image);
 // when its peak plus kBudgetMargin of it is at most `bytes`.
 
 // Images per pass for `options.batch_size()` so that the training peak fits:
-// the whole batch when it fits in one pass, else the largest micro-batch
-// that does; 0 when not even one image fits.
+// the whole batch when it fits in one pass, else the fewest passes that fit,
+// evened out; 0 when not even one image fits.
 int64_t fit_micro_batch(const LayerTable& layers, MemoryOptions options, int64_t bytes);
 
 // The largest batch (one pass, no micro-batching) whose training peak fits,

@@ -33,6 +33,10 @@ int run_memory(CLI::App* app, MemoryArgs& a) {
   if (a.memory.momentum() < 0 || a.memory.momentum() >= 1) {
     throw UsageError(fmt::format("--momentum: expected 0 <= m < 1, found {}", a.memory.momentum()));
   }
+  if (a.dataset_images < 0 || a.dataset_side < 1) {
+    throw UsageError(fmt::format("--dataset-images/--dataset-size: expected >= 0 images of side >= 1, found {} of {}",
+                                 a.dataset_images, a.dataset_side));
+  }
   a.memory.precision(resolve_precision(a.memory.precision()));
   const LayerTable layers = plan_layers(a.model);
   const ResolvedArch r = resolve_arch(a.model);

@@ -8,8 +8,8 @@
 
 #include "commands.h"
 #include "common.h"
-#include "vgg/data/dataset.h"
 #include "vgg/analysis/memory.h"
+#include "vgg/data/dataset.h"
 #include "vgg/error.h"
 #include "vgg/sys.h"
 #include "vgg/train/checkpoint.h"

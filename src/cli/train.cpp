@@ -66,12 +66,12 @@ void print_config(const TrainArgs& a, int threads, const Dataset& train, const D
   if (a.train.micro_batch() > 0 || a.train.recompute() || a.train.memory_budget() > 0) {
     const int64_t micro = a.train.micro_batch() > 0 ? std::min(a.train.micro_batch(), a.train.batch_size())
                                                      : a.train.batch_size();
-    fmt::print("  memory     {}micro-batch {} ({} passes per step)  recompute {}  eval batch {}\n",
+    const int64_t passes = (a.train.batch_size() + micro - 1) / micro;
+    fmt::print("  memory     {}micro-batch {} ({} pass{} per step)  recompute {}  eval batch {}\n",
                a.train.memory_budget() > 0
                    ? fmt::format("budget {}  ", format_bytes(static_cast<double>(a.train.memory_budget())))
                    : "",
-               micro, (a.train.batch_size() + micro - 1) / micro, yes_no(a.train.recompute()),
-               a.train.eval_batch_size());
+               micro, passes, passes == 1 ? "" : "es", yes_no(a.train.recompute()), a.train.eval_batch_size());
   }
   fmt::print("  data       {}: {} training images, {} test images ({}x{} uint8), normalize {}, crop_padding {}, hflip {}\n",
              a.data, train.size(), test.size(), train.height(), train.height(), yes_no(a.pre.normalize()),

@@ -21,5 +21,6 @@ Command register_compare(CLI::App& root);
 Command register_profile(CLI::App& root);
 Command register_predict(CLI::App& root);
 Command register_plot(CLI::App& root);
+Command register_memory(CLI::App& root);
 
 }  // namespace vgg::cli

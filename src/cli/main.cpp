@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
                                              vgg::cli::register_summary(app), vgg::cli::register_bench(app),
                                              vgg::cli::register_launch(app), vgg::cli::register_compare(app),
                                              vgg::cli::register_profile(app), vgg::cli::register_predict(app),
-                                             vgg::cli::register_plot(app)};
+                                             vgg::cli::register_plot(app), vgg::cli::register_memory(app)};
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     std::string names;

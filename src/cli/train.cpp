@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "vgg/analysis/memory.h"
 #include "vgg/data/dataset.h"
 #include "vgg/dist/dist.h"
 #include "vgg/error.h"
@@ -38,6 +39,9 @@ struct TrainArgs {
   int world_size = 0, rank = -1, master_port = 0;
   std::string master_addr;
   int dist_timeout = 60;
+  std::string batch_size = "128";  // a number, or "auto" with --memory-budget
+  std::string memory_budget;       // e.g. "2GiB"
+  std::string step_log;
 };
 
 // Environment first (as torchrun and vgg launch set it), flags override.
@@ -61,6 +65,13 @@ std::optional<DistOptions> dist_options(CLI::App* app, const TrainArgs& a) {
 
 std::atomic<bool> g_stop{false};
 
+int64_t parse_count(const std::string& text, const char* flag) {
+  if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos) {
+    throw UsageError(fmt::format("{}: expected a positive number or auto, found '{}'", flag, text));
+  }
+  return std::stoll(text);
+}
+
 extern "C" void on_signal(int) { g_stop.store(true); }
 
 void print_config(const TrainArgs& a, int threads, const Dataset& train, const Dataset& test) {
@@ -80,6 +91,16 @@ void print_config(const TrainArgs& a, int threads, const Dataset& train, const D
   fmt::print("  training   epochs {}  batch {}  precision {}  channels_last {}  threads {}  seed {}\n",
              a.train.epochs(), a.train.batch_size(), a.train.precision(), yes_no(a.train.channels_last()), threads,
              a.train.seed());
+  if (a.train.micro_batch() > 0 || a.train.recompute() || a.train.memory_budget() > 0) {
+    const int64_t micro = a.train.micro_batch() > 0 ? std::min(a.train.micro_batch(), a.train.batch_size())
+                                                     : a.train.batch_size();
+    const int64_t passes = (a.train.batch_size() + micro - 1) / micro;
+    fmt::print("  memory     {}micro-batch {} ({} pass{} per step)  recompute {}  eval batch {}\n",
+               a.train.memory_budget() > 0
+                   ? fmt::format("budget {}  ", format_bytes(static_cast<double>(a.train.memory_budget())))
+                   : "",
+               micro, passes, passes == 1 ? "" : "es", yes_no(a.train.recompute()), a.train.eval_batch_size());
+  }
   fmt::print("  data       {}: {} training images, {} test images ({}x{} uint8), normalize {}, crop_padding {}, hflip {}\n",
              a.data, train.size(), test.size(), train.height(), train.height(), yes_no(a.pre.normalize()),
              a.pre.crop_padding(), yes_no(a.pre.hflip()));
@@ -125,15 +146,25 @@ int run_train(CLI::App* app, TrainArgs& a) {
     const int64_t epochs = given(app, "--epochs") ? a.train.epochs() : meta.train.epochs();
     a.model = meta.model;
     a.pre = meta.preprocess;
+    const TrainOptions flags = a.train;
     a.train = meta.train;
     a.train.epochs(epochs);
+    // Memory settings change how a step runs, not what it computes.
+    if (given(app, "--micro-batch")) a.train.micro_batch(flags.micro_batch());
+    if (given(app, "--recompute")) a.train.recompute(flags.recompute());
   } else {
     const bool batch_norm_given = given(app, "--batch-norm"), image_size_given = given(app, "--image-size");
     apply_preset(app, a.preset);
     fit_preset_to_arch(a.model, batch_norm_given, image_size_given);
+    if (a.batch_size != "auto") a.train.batch_size(parse_count(a.batch_size, "--batch-size"));
+  }
+  const bool auto_batch = a.resume.empty() && a.batch_size == "auto";
+  if (!a.memory_budget.empty()) a.train.memory_budget(parse_bytes(a.memory_budget, "--memory-budget"));
+  if (auto_batch && a.train.memory_budget() == 0) {
+    throw UsageError("--batch-size: auto needs --memory-budget (the largest batch that fits the budget)");
   }
   sync_image_size(a.model, a.pre);
-  plan_layers(a.model);  // validates architecture flags before any work
+  const LayerTable layers = plan_layers(a.model);  // validates architecture flags before any work
   validate(a.train);
   a.train.precision(resolve_precision(a.train.precision()));
   if (a.limit_train < 0) throw UsageError(fmt::format("--limit-train: expected >= 0, found {}", a.limit_train));
@@ -141,8 +172,11 @@ int run_train(CLI::App* app, TrainArgs& a) {
   if (a.eval_every < 0) throw UsageError(fmt::format("--eval-every: expected >= 0, found {}", a.eval_every));
   if (!a.save.empty()) check_writable(a.save, "--save");
   if (!a.metrics.empty()) check_writable(a.metrics, "--metrics");
+  if (!a.step_log.empty()) check_writable(a.step_log, "--step-log");
+  if (a.max_steps < 0) throw UsageError(fmt::format("--max-steps: expected >= 0, found {}", a.max_steps));
   check_data_flag(a.data);
 
+  if (a.train.memory_budget() > 0) return_freed_memory_to_os();
   const std::optional<DistOptions> dist = dist_options(app, a);
   const bool rank0 = !dist || dist->rank == 0;
   // Only rank 0 talks; the others keep stderr for their errors.
@@ -156,6 +190,30 @@ int run_train(CLI::App* app, TrainArgs& a) {
   if (train.channels() != a.model.in_channels()) {
     throw UsageError(fmt::format("--in-channels: the model expects {} channels, the data in {} has {}",
                                  a.model.in_channels(), a.data, train.channels()));
+  }
+  if (a.train.memory_budget() > 0) {
+    // Fit the step to what the budget leaves after the runtime and the data
+    // set, before the model allocates anything; refuses if nothing fits.
+    const int64_t baseline = current_rss_bytes();
+    const MemoryOptions mo = MemoryOptions()
+                                 .batch_size(auto_batch ? 0 : a.train.batch_size())
+                                 .micro_batch(a.train.micro_batch())
+                                 .recompute(a.train.recompute())
+                                 .precision(a.train.precision())
+                                 .channels_last(a.train.channels_last())
+                                 .momentum(a.train.momentum())
+                                 .nesterov(a.train.nesterov())
+                                 .weight_decay(a.train.weight_decay());
+    const BudgetFit fit = fit_budget(layers, mo, a.train.memory_budget(), baseline,
+                                     std::min<int64_t>(65536, train.size()), a.train.eval_batch_size());
+    int64_t micro = fit.micro_batch;
+    if (a.train.micro_batch() > 0) micro = std::min(micro, a.train.micro_batch());
+    a.train.batch_size(fit.batch_size).micro_batch(micro < fit.batch_size ? micro : 0)
+        .eval_batch_size(fit.eval_batch_size);
+    fmt::print("memory budget {}: the process holds {}; predicted step peak {} (at {}) + runtime {}\n",
+               format_bytes(static_cast<double>(a.train.memory_budget())), format_bytes(static_cast<double>(baseline)),
+               format_bytes(static_cast<double>(fit.plan.train_peak)), fit.plan.train_peak_at,
+               format_bytes(static_cast<double>(kRuntimeOverheadBytes)));
   }
   print_config(a, threads, train, test);
   if (a.dry_run) return 0;
@@ -212,14 +270,28 @@ int run_train(CLI::App* app, TrainArgs& a) {
 
   ProgressBar bar(a.progress && rank0);
   EvalResult last_test;
+  std::ofstream step_log;
+  if (!a.step_log.empty()) step_log.open(a.step_log, std::ios::app);
+  int64_t steps_done = 0;
   const auto t0 = std::chrono::steady_clock::now();
   while (trainer.epochs_done() < a.train.epochs()) {
     const int64_t epoch = trainer.epochs_done() + 1;
     const bool last = epoch == a.train.epochs();
     const bool eval = last || (a.eval_every > 0 && epoch % a.eval_every == 0);
-    EpochStats s = trainer.run_epoch(train, eval ? &test : nullptr,
-                                     [&](const StepInfo& info) { bar.update(epoch, a.train.epochs(), info); },
-                                     &g_stop);
+    auto on_step = [&](const StepInfo& info) {
+      bar.update(epoch, a.train.epochs(), info);
+      ++steps_done;
+      if (step_log.is_open()) {
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        step_log << nlohmann::json{{"step", steps_done},          {"epoch", epoch},
+                                   {"loss", info.batch_loss},     {"seconds", seconds},
+                                   {"rss_bytes", current_rss_bytes()}, {"peak_rss_bytes", peak_rss_bytes()}}
+                        .dump()
+                 << "\n";
+        step_log.flush();
+      }
+    };
+    EpochStats s = trainer.run_epoch(train, eval ? &test : nullptr, on_step, &g_stop);
     bar.clear();
     if (s.diverged) {
       throw std::runtime_error(fmt::format(
@@ -280,7 +352,16 @@ Command register_train(CLI::App& root) {
   add_model_flags(app, a.model);
   add_preprocess_flags(app, a.pre, /*augmentation=*/true);
   app->add_option("--epochs", a.train.epochs(), "training epochs")->capture_default_str();
-  app->add_option("--batch-size", a.train.batch_size(), "training batch size")->capture_default_str();
+  app->add_option("--batch-size", a.batch_size, "training batch size, or auto: the largest that fits --memory-budget")
+      ->capture_default_str();
+  app->add_option("--memory-budget", a.memory_budget,
+                  "peak memory (RSS) for the whole process, e.g. 2GiB: a batch that would not fit is split into "
+                  "micro-batches with gradient accumulation (same update); refuses if one image does not fit");
+  app->add_option("--micro-batch", a.train.micro_batch(), "images per forward/backward pass (0 = whole batch)")
+      ->capture_default_str();
+  app->add_flag("--recompute,!--no-recompute", a.train.recompute(),
+                "activation checkpointing per vgg_block: keep block inputs only, recompute in backward")
+      ->capture_default_str();
   app->add_option("--eval-batch-size", a.train.eval_batch_size(), "evaluation batch size")->capture_default_str();
   app->add_option("--lr", a.train.lr(), "peak learning rate")->capture_default_str();
   app->add_option("--momentum", a.train.momentum(), "SGD momentum")->capture_default_str();
@@ -309,6 +390,7 @@ Command register_train(CLI::App& root) {
   app->add_option("--save", a.save, "checkpoint path, written atomically after every epoch");
   app->add_option("--resume", a.resume, "continue training from this checkpoint");
   app->add_option("--metrics", a.metrics, "append one JSON object per epoch to this file");
+  app->add_option("--step-log", a.step_log, "append one JSON object per training step (loss, seconds, RSS) to this file");
   app->add_flag("--progress,!--no-progress", a.progress, "live progress bar when stderr is a terminal")
       ->capture_default_str();
   app->add_flag("--dry-run", a.dry_run, "print the effective configuration, check the data, and exit");

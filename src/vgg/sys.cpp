@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
 #include <fmt/format.h>
+#include <malloc.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -52,6 +53,11 @@ int64_t current_rss_bytes() { return status_kib("VmRSS:"); }
 void reset_peak_rss() {
   std::ofstream out("/proc/self/clear_refs");
   out << "5";
+}
+
+void return_freed_memory_to_os(int64_t threshold) {
+  // A fixed threshold also switches off glibc's dynamic adjustment.
+  mallopt(M_MMAP_THRESHOLD, static_cast<int>(threshold));
 }
 
 std::string format_bytes(double bytes) {

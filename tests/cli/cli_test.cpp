@@ -133,6 +133,11 @@ TEST(Cli, BadValuesGiveOneLineAndExitCode2) {
       {"train --save /no/such/dir/x.ckpt", "--save"},
       {"train --bogus-flag", "bogus"},
       {"summary --width-ratio 0", "--width-ratio"},
+      {"train --batch-size auto", "--memory-budget"},
+      {"train --batch-size 12x", "--batch-size"},
+      {"train --memory-budget lots", "--memory-budget"},
+      {"memory --precision fp16", "--precision"},
+      {"memory --optimizer adam", "--optimizer"},
       {"eval", "--checkpoint"},
       {"frobnicate", "frobnicate"},
   };
@@ -161,6 +166,53 @@ TEST(Cli, RuntimeErrorsExit1WithOneLine) {
   EXPECT_EQ(r.rc, 1) << r.err;
   EXPECT_EQ(lines(r.err), 1) << r.err;
   EXPECT_NE(r.err.find("expected magic 2051, found 2049"), std::string::npos) << r.err;
+}
+
+TEST(Cli, MemoryPlansInstantlyForAnySize) {
+  test::TempDir dir;
+  CliRun r = vgg("memory --arch vgg11 --image-size 224 --batch-size 32", dir);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  for (const char* s : {"relu1_1 (ReLU)", "392.00 MiB", "predicted peak, training step", "predicted peak, inference",
+                        "data set"}) {
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+  }
+  r = vgg("memory --json --arch vgg19 --image-size 1024 --batch-size 4096 --optimizer momentum --precision bf16", dir);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["optimizer_bytes"], j["params_bytes"]);
+  EXPECT_GT(j["train_peak_bytes"].get<double>(), 1e12);  // terabytes: planned, not allocated
+  r = vgg("memory --arch vgg11 --image-size 224 --batch-size 32 --memory-budget 2GiB", dir);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("budget 2.00 GiB: batch 32 in "), std::string::npos) << r.out;
+}
+
+TEST(Cli, TrainsUnderABudgetWithAutoBatchAndStepLimit) {
+  test::TempDir dir, data;
+  test::write_tiny_dataset(data.str(), 64, 20);
+  CliRun r = vgg("train --data " + data.str() + " --arch 1x8,1x16 --image-size 28 --fc-width 32 --threads 2 "
+                 "--batch-size auto --memory-budget 1GiB --recompute --max-steps 3 --step-log " + dir.file("s.jsonl"),
+                 dir);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("memory budget 1.00 GiB"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("batch 64"), std::string::npos) << r.out;  // all of it fits; capped at the set size
+  EXPECT_NE(r.out.find("stopped after --max-steps 3 "), std::string::npos) << r.out;
+  std::ifstream log(dir.file("s.jsonl"));
+  std::string line;
+  int n = 0;
+  while (std::getline(log, line)) {
+    auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["step"], ++n);
+    EXPECT_GT(j["loss"].get<double>(), 0.0);
+    EXPECT_LE(j["peak_rss_bytes"].get<double>(), 1024.0 * 1024 * 1024);
+  }
+  EXPECT_EQ(n, 3);
+
+  // vgg11's parameters and gradients alone exceed 1 GiB: refused before the model exists.
+  r = vgg("train --data " + data.str() + " --arch vgg11 --image-size 224 --fc-width 4096 --memory-budget 1GiB", dir);
+  EXPECT_EQ(r.rc, 2) << r.err;
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("the smallest budget that works is"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("epoch"), std::string::npos) << r.out;
 }
 
 TEST(Cli, HelpShowsLiveDefaults) {

@@ -6,6 +6,8 @@
 
 #include <cmath>
 
+#include <nlohmann/json.hpp>
+
 #include "../test_util.h"
 #include "vgg/error.h"
 
@@ -51,6 +53,22 @@ TEST(TrainOptions, ValidationNamesTheFlag) {
   expect_flag(TrainOptions().schedule("linear"), "--schedule");
   expect_flag(TrainOptions().precision("fp8"), "--precision");
   expect_flag(TrainOptions().label_smoothing(1.0), "--label-smoothing");
+}
+
+TEST(TrainOptions, MemoryFieldsRoundTripAndDefaultForOlderCheckpoints) {
+  nlohmann::json j = TrainOptions().micro_batch(8).recompute(true).memory_budget(int64_t{2} << 30);
+  TrainOptions back;
+  from_json(j, back);
+  EXPECT_EQ(back.micro_batch(), 8);
+  EXPECT_TRUE(back.recompute());
+  EXPECT_EQ(back.memory_budget(), int64_t{2} << 30);
+  for (const char* key : {"micro_batch", "recompute", "memory_budget"}) j.erase(key);
+  TrainOptions old;
+  from_json(j, old);  // a checkpoint written before these existed
+  EXPECT_EQ(old.micro_batch(), 0);
+  EXPECT_FALSE(old.recompute());
+  EXPECT_EQ(old.memory_budget(), 0);
+  EXPECT_THROW(validate(TrainOptions().micro_batch(-1)), UsageError);
 }
 
 // A small VGG must be able to memorise 64 real Fashion-MNIST images: the

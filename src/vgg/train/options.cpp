@@ -24,7 +24,10 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
                      {"label_smoothing", o.label_smoothing()},
                      {"seed", o.seed()},
                      {"precision", o.precision()},
-                     {"channels_last", o.channels_last()}};
+                     {"channels_last", o.channels_last()},
+                     {"micro_batch", o.micro_batch()},
+                     {"recompute", o.recompute()},
+                     {"memory_budget", o.memory_budget()}};
 }
 
 void from_json(const nlohmann::json& j, TrainOptions& o) {
@@ -41,7 +44,11 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
       .label_smoothing(j.at("label_smoothing").get<double>())
       .seed(j.at("seed").get<uint64_t>())
       .precision(j.at("precision").get<std::string>())
-      .channels_last(j.at("channels_last").get<bool>());
+      .channels_last(j.at("channels_last").get<bool>())
+      // Absent from checkpoints written before the memory planner.
+      .micro_batch(j.value("micro_batch", int64_t{0}))
+      .recompute(j.value("recompute", false))
+      .memory_budget(j.value("memory_budget", int64_t{0}));
 }
 
 void validate(const TrainOptions& o) {
@@ -68,6 +75,8 @@ void validate(const TrainOptions& o) {
   if (!(o.label_smoothing() >= 0 && o.label_smoothing() < 1)) {
     fail("--label-smoothing", "0 <= s < 1", fmt::format("{}", o.label_smoothing()));
   }
+  if (o.micro_batch() < 0) fail("--micro-batch", ">= 0", std::to_string(o.micro_batch()));
+  if (o.memory_budget() < 0) fail("--memory-budget", "a positive size", std::to_string(o.memory_budget()));
   if (o.precision() != "fp32" && o.precision() != "bf16" && o.precision() != "auto") {
     fail("--precision", "fp32, bf16 or auto", "'" + o.precision() + "'");
   }

@@ -30,6 +30,14 @@ struct TrainOptions {
   // fp32 | bf16 (autocast) | auto (bf16 where the CPU has it natively).
   TORCH_ARG(std::string, precision) = "fp32";
   TORCH_ARG(bool, channels_last) = false;
+  // Images per forward/backward pass: a batch is split into passes of this
+  // size whose gradients add up to the whole batch's (0 = one pass).
+  TORCH_ARG(int64_t, micro_batch) = 0;
+  // Activation checkpointing per feature block (see recompute.h).
+  TORCH_ARG(bool, recompute) = false;
+  // The whole-process budget in bytes that batch sizes were fitted to
+  // (0 = none); kept so a resumed run plans the same way.
+  TORCH_ARG(int64_t, memory_budget) = 0;
 };
 
 void to_json(nlohmann::json& j, const TrainOptions& o);

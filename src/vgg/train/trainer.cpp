@@ -8,6 +8,7 @@
 #include "vgg/dist/dist.h"
 #include "vgg/sys.h"
 #include "vgg/train/precision.h"
+#include "vgg/train/recompute.h"
 
 namespace vgg {
 
@@ -38,26 +39,57 @@ Trainer::Trainer(ConvNet model, TrainOptions train, PreprocessOptions preprocess
                                 .weight_decay(train_.weight_decay()));
 }
 
+namespace {
+
+// Set to none rather than zeroed: no gradient memory between steps, and the
+// first backward adopts each new gradient instead of adding it into zeros
+// through a copy as large as the largest weight (392 MiB for vgg11's fc1).
+void clear_gradients(torch::nn::Module& model) {
+  for (auto& p : model.parameters()) p.mutable_grad() = torch::Tensor();
+}
+
+}  // namespace
+
 std::pair<double, int64_t> Trainer::train_step(const Batch& batch, double lr) {
   for (auto& group : optimizer_->param_groups()) {
     static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
   }
-  torch::Tensor x = train_.channels_last() ? batch.x.contiguous(at::MemoryFormat::ChannelsLast) : batch.x;
-  optimizer_->zero_grad();
-  torch::Tensor logits;
-  {
-    AutocastGuard autocast(train_.precision(), torch::kCPU);
-    logits = model_->forward(x);
-  }
-  logits = logits.to(torch::kFloat32);
-  torch::Tensor loss = torch::nn::functional::cross_entropy(
-      logits, batch.y, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(train_.label_smoothing()));
-  if (sync_ != nullptr) sync_->prepare();
-  loss.backward();
-  if (sync_ != nullptr) sync_->finish();
+  clear_gradients(*model_);
+  auto result = accumulate_gradients(batch);
   optimizer_->step();
+  clear_gradients(*model_);
   ++steps_taken_;
-  return {loss.item<double>(), logits.argmax(1).eq(batch.y).sum().item<int64_t>()};
+  return result;
+}
+
+std::pair<double, int64_t> Trainer::accumulate_gradients(const Batch& batch) {
+  const int64_t n = batch.y.size(0);
+  const int64_t step = train_.micro_batch() > 0 ? std::min(train_.micro_batch(), n) : n;
+  double loss_sum = 0;
+  int64_t correct = 0;
+  for (int64_t start = 0; start < n; start += step) {
+    const int64_t len = std::min(step, n - start);
+    torch::Tensor x = batch.x.narrow(0, start, len), y = batch.y.narrow(0, start, len);
+    if (train_.channels_last()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    torch::Tensor logits;
+    {
+      AutocastGuard autocast(train_.precision(), torch::kCPU);
+      logits = train_.recompute() ? checkpointed_forward(model_, x, train_.precision()) : model_->forward(x);
+    }
+    logits = logits.to(torch::kFloat32);
+    torch::Tensor loss = torch::nn::functional::cross_entropy(
+        logits, y, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(train_.label_smoothing()));
+    // Mean over this pass times its share of the batch: the passes' gradients
+    // add up to the gradient of the mean over the whole batch.
+    // Data parallel: the gradient hooks all-reduce during the last pass only.
+    const bool last = start + len >= n;
+    if (last && sync_ != nullptr) sync_->prepare();
+    (len == n ? loss : loss * (static_cast<double>(len) / static_cast<double>(n))).backward();
+    if (last && sync_ != nullptr) sync_->finish();
+    loss_sum += loss.item<double>() * static_cast<double>(len);
+    correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+  }
+  return {loss_sum / static_cast<double>(n), correct};
 }
 
 void Trainer::set_data_parallel(ProcessGroup* group, GradientSync* sync) {
@@ -171,7 +203,7 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
       const double elapsed = std::chrono::duration<double>(clock::now() - start).count();
       StepInfo info{i + 1, steps, loss_sum / seen, static_cast<double>(correct) / seen,
                     seen * (group_ ? group_->world_size() : 1) / elapsed,
-                    elapsed / static_cast<double>(i + 1) * static_cast<double>(steps - i - 1)};
+                    elapsed / static_cast<double>(i + 1) * static_cast<double>(steps - i - 1), loss};
       on_step(info);
     }
   }

@@ -19,7 +19,8 @@ class GradientSync;
 
 struct StepInfo {
   int64_t step = 0, steps = 0;  // within the epoch
-  double loss = 0, accuracy = 0, images_per_sec = 0, eta_seconds = 0;
+  double loss = 0, accuracy = 0, images_per_sec = 0, eta_seconds = 0;  // running, over the epoch
+  double batch_loss = 0;                                                 // this step's
 };
 
 struct EpochStats {
@@ -68,8 +69,17 @@ class Trainer {
   bool step_limit_reached() const { return max_steps_ > 0 && steps_taken_ >= max_steps_; }
 
   // One forward/backward/update on a preprocessed batch; returns the mean
-  // loss and the number of correct predictions.
+  // loss and the number of correct predictions. Gradients are set to none
+  // before and after, so between steps they hold no memory and the first
+  // backward adopts each new gradient instead of adding it to zeros.
   std::pair<double, int64_t> train_step(const Batch& batch, double lr);
+
+  // The forward and backward half of train_step: accumulates the batch's
+  // gradients into the parameters' .grad, in passes of micro_batch images
+  // (each pass's mean loss weighted by its share of the batch, so the sum is
+  // the whole batch's gradient; exact up to rounding without batch norm,
+  // whose statistics then come from each pass). Returns what train_step does.
+  std::pair<double, int64_t> accumulate_gradients(const Batch& batch);
 
   // Trains one epoch over `train` and evaluates on `test` (if non-null).
   // Returns early (with partial stats) when *stop becomes true.

@@ -1,0 +1,205 @@
+#include "vgg/analysis/memory.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "vgg/analysis/alloc_tracker.h"
+#include "vgg/error.h"
+#include "vgg/train/evaluate.h"
+#include "vgg/train/trainer.h"
+
+namespace vgg {
+namespace {
+
+// conv(1->8) relu pool | flatten fc(8*4*4 -> 16) relu dropout fc(16->16) relu dropout fc(16->10), at 8x8.
+LayerTable tiny(double dropout = 0.5, bool bn = false) {
+  return plan_layers(ModelOptions("1x8").image_size(8).fc_width(16).dropout(dropout).batch_norm(bn));
+}
+
+const LayerMemory& row(const MemoryPlan& p, const std::string& name) {
+  for (const auto& l : p.layers) {
+    if (l.name == name) return l;
+  }
+  throw std::out_of_range(name);
+}
+
+TEST(MemoryPlan, CountsWhatAutogradKeepsPerLayer) {
+  const int64_t b = 4;
+  MemoryPlan p = plan_memory(tiny(), MemoryOptions().batch_size(b));
+  // The first conv keeps its input, which is the batch itself: counted once, as `input`.
+  EXPECT_EQ(row(p, "conv1_1").saved, 0);
+  // The in-place ReLU keeps its output, which is the conv's output tensor.
+  EXPECT_EQ(row(p, "relu1_1").saved, b * 8 * 64 * 4);
+  EXPECT_EQ(row(p, "conv1_1").output, b * 8 * 64 * 4);
+  EXPECT_EQ(row(p, "relu1_1").output, 0);
+  // Max-pool: its input is already kept by the ReLU; it adds int64 indices.
+  EXPECT_EQ(row(p, "pool1").saved, b * 8 * 16 * 8);
+  // Flatten is a view; fc1 keeps it (the pool's output).
+  EXPECT_EQ(row(p, "flatten").saved, 0);
+  EXPECT_EQ(row(p, "fc1").saved, b * 128 * 4);
+  EXPECT_EQ(row(p, "relu_fc1").saved, b * 16 * 4);
+  // Dropout keeps a float mask of its input's size.
+  EXPECT_EQ(row(p, "dropout1").saved, b * 16 * 4);
+  EXPECT_EQ(row(p, "fc3").params, (16 * 10 + 10) * 4);
+  EXPECT_EQ(p.params, total_params(tiny()) * 4);
+  EXPECT_EQ(p.grads, p.params);
+  EXPECT_EQ(p.optimizer, 0);
+  EXPECT_EQ(p.input, b * 64 * 4);
+  int64_t sum = 0;
+  for (const auto& l : p.layers) sum += l.saved;
+  EXPECT_EQ(p.saved, sum);
+  EXPECT_GT(p.train_peak, p.params + p.input + p.saved);
+  EXPECT_LT(p.inference_peak, p.train_peak);
+
+  // No dropout: nothing kept for it, and fc2 keeps the ReLU's tensor.
+  MemoryPlan q = plan_memory(tiny(0.0), MemoryOptions().batch_size(b));
+  EXPECT_EQ(row(q, "dropout1").saved, 0);
+  // Per dropout layer: its mask, and its output that the next linear keeps.
+  EXPECT_EQ(q.saved, p.saved - 2 * (2 * b * 16 * 4));
+}
+
+TEST(MemoryPlan, MomentumBf16AndBatchNorm) {
+  MemoryPlan m = plan_memory(tiny(), MemoryOptions().batch_size(4).momentum(0.9));
+  EXPECT_EQ(m.optimizer, m.params);
+  EXPECT_GT(m.train_peak, plan_memory(tiny(), MemoryOptions().batch_size(4)).train_peak);
+
+  // bf16: the conv keeps a bf16 copy of its input and of its weights, and
+  // everything after it is bf16.
+  MemoryPlan h = plan_memory(tiny(), MemoryOptions().batch_size(4).precision("bf16"));
+  const int64_t conv_w = (8 * 9 + 8) * 2;
+  EXPECT_EQ(row(h, "conv1_1").saved, 4 * 64 * 2 + conv_w);
+  EXPECT_EQ(row(h, "relu1_1").saved, 4 * 8 * 64 * 2);
+
+  // Batch norm keeps its input (the conv output); the ReLU keeps BN's output.
+  MemoryPlan n = plan_memory(tiny(0.5, true), MemoryOptions().batch_size(4));
+  EXPECT_EQ(row(n, "bn1_1").saved, 4 * 8 * 64 * 4);
+  EXPECT_EQ(row(n, "relu1_1").saved, 4 * 8 * 64 * 4);
+
+  EXPECT_THROW(plan_memory(tiny(), MemoryOptions().precision("fp16")), UsageError);
+  EXPECT_THROW(plan_memory(tiny(), MemoryOptions().batch_size(0)), UsageError);
+}
+
+TEST(MemoryPlan, MicroBatchesAndRecomputeLowerThePeak) {
+  const LayerTable vgg = plan_layers(ModelOptions("vgg11").image_size(224));
+  MemoryPlan whole = plan_memory(vgg, MemoryOptions().batch_size(32));
+  MemoryPlan split = plan_memory(vgg, MemoryOptions().batch_size(32).micro_batch(8));
+  EXPECT_EQ(split.passes, 4);
+  EXPECT_EQ(split.micro_batch, 8);
+  EXPECT_EQ(split.saved * 4, whole.saved);
+  EXPECT_LT(split.train_peak, whole.train_peak);
+  MemoryPlan rec = plan_memory(vgg, MemoryOptions().batch_size(32).recompute(true));
+  EXPECT_LT(rec.saved, whole.saved / 4);  // block inputs and the dense head only
+  EXPECT_LT(rec.train_peak, whole.train_peak);
+  // A step always holds at least the parameters, their gradients and the batch.
+  EXPECT_GT(split.train_peak, split.params + split.grads + split.input);
+}
+
+TEST(MemoryBudget, FitsMicroBatchesAutoBatchAndRefusesWithTheSmallestBudget) {
+  const LayerTable vgg = plan_layers(ModelOptions("vgg11").image_size(224));
+  const int64_t gib = int64_t{1} << 30, baseline = 200 << 20;
+  BudgetFit f = fit_budget(vgg, MemoryOptions().batch_size(32), 2 * gib, baseline, 60000, 256);
+  EXPECT_EQ(f.batch_size, 32);
+  EXPECT_GT(f.micro_batch, 0);
+  EXPECT_LT(f.micro_batch, 32);
+  EXPECT_LE(f.plan.train_peak * (1 + kBudgetMargin), f.available);
+  // One pass fewer would not fit.
+  const int64_t passes = (32 + f.micro_batch - 1) / f.micro_batch;
+  const int64_t fewer = (32 + passes - 2) / (passes - 1);
+  EXPECT_GT(plan_memory(vgg, MemoryOptions().batch_size(32).micro_batch(fewer)).train_peak * (1 + kBudgetMargin),
+            f.available);
+  EXPECT_GE(f.eval_batch_size, 1);
+
+  BudgetFit a = fit_budget(plan_layers(ModelOptions("vgg11").width_ratio(4).image_size(224)),
+                           MemoryOptions().batch_size(0), 2 * gib, baseline, 60000, 256);
+  EXPECT_GT(a.batch_size, 1);
+  EXPECT_EQ(a.micro_batch, a.batch_size);
+  EXPECT_GT(plan_memory(plan_layers(ModelOptions("vgg11").width_ratio(4).image_size(224)),
+                        MemoryOptions().batch_size(a.batch_size + 1))
+                    .train_peak *
+                (1 + kBudgetMargin),
+            a.available);
+
+  try {
+    fit_budget(vgg, MemoryOptions().batch_size(32), gib, baseline, 60000, 256);
+    FAIL() << "1 GiB cannot hold vgg11's parameters and gradients";
+  } catch (const UsageError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("smallest budget that works is"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos);
+  }
+}
+
+// The planner against LibTorch itself: the exact peak of tensor bytes during
+// a real Trainer step (the allocator tracker), in this process.
+struct StepCase {
+  const char* name;
+  ModelOptions model;
+  TrainOptions train;
+};
+
+int64_t measured_tensor_peak(const StepCase& c) {
+  track_cpu_allocations();
+  const int64_t before = tracked_live_bytes();
+  torch::manual_seed(0);
+  const int64_t s = c.model.image_size();
+  Batch batch{torch::rand({c.train.batch_size(), c.model.in_channels(), s, s}),
+              torch::randint(0, c.model.num_classes(), {c.train.batch_size()}, torch::kInt64)};
+  Trainer trainer(build_model(c.model), c.train, PreprocessOptions().image_size(s));
+  trainer.train_step(batch, 0.01);  // momentum buffers now exist, as in steady training
+  reset_tracked_peak();
+  trainer.train_step(batch, 0.01);
+  return tracked_peak_bytes() - before;
+}
+
+TEST(MemoryPlan, MatchesTheTensorPeakOfRealTrainingSteps) {
+  at::set_num_threads(2);
+  const auto model = ModelOptions("1x16,1x32,1x64").image_size(32).fc_width(64);
+  const std::vector<StepCase> cases = {
+      {"fp32", model, TrainOptions().batch_size(16)},
+      {"fp32 momentum bn", ModelOptions(model).batch_norm(true), TrainOptions().batch_size(16).momentum(0.9)},
+      {"bf16 channels-last", model, TrainOptions().batch_size(16).precision("bf16").channels_last(true)},
+      {"bf16 bn", ModelOptions(model).batch_norm(true), TrainOptions().batch_size(16).precision("bf16")},
+      {"micro-batches", model, TrainOptions().batch_size(16).micro_batch(4)},
+      {"recompute", model, TrainOptions().batch_size(16).recompute(true)},
+      {"bf16 bn recompute micro", ModelOptions(model).batch_norm(true),
+       TrainOptions().batch_size(16).micro_batch(8).recompute(true).precision("bf16").momentum(0.9)},
+  };
+  for (const auto& c : cases) {
+    const MemoryPlan p = plan_memory(plan_layers(c.model), MemoryOptions()
+                                                               .batch_size(c.train.batch_size())
+                                                               .micro_batch(c.train.micro_batch())
+                                                               .recompute(c.train.recompute())
+                                                               .precision(c.train.precision())
+                                                               .channels_last(c.train.channels_last())
+                                                               .momentum(c.train.momentum()));
+    const int64_t measured = measured_tensor_peak(c);
+    const double error = static_cast<double>(p.train_peak - measured) / static_cast<double>(measured);
+    EXPECT_LT(std::fabs(error), 0.05) << c.name << ": predicted " << p.train_peak << " (at " << p.train_peak_at
+                                      << "), measured " << measured;
+  }
+}
+
+// Evaluation keeps no autograd state: its tensor peak is the inference plan
+// (a forward that kept activations would be several times larger).
+TEST(MemoryPlan, EvaluationPeakIsTheInferencePlan) {
+  at::set_num_threads(2);
+  track_cpu_allocations();
+  const auto model = ModelOptions("1x16,1x32,1x64").image_size(32).fc_width(64);
+  const int64_t n = 64;
+  Dataset data{torch::randint(0, 256, {n, 1, 32, 32}, torch::kUInt8), torch::randint(0, 10, {n}, torch::kInt64), {}};
+  for (const std::string precision : {"fp32", "bf16"}) {
+    const int64_t before = tracked_live_bytes();
+    ConvNet net = build_model(model);
+    reset_tracked_peak();
+    evaluate(net, data, PreprocessOptions().image_size(32), EvalOptions().batch_size(n).precision(precision));
+    const int64_t measured = tracked_peak_bytes() - before;
+    const MemoryPlan p = plan_memory(plan_layers(model), MemoryOptions().batch_size(n).precision(precision));
+    const double error = static_cast<double>(p.inference_peak - measured) / static_cast<double>(measured);
+    EXPECT_LT(std::fabs(error), 0.05) << precision << ": predicted " << p.inference_peak << " (at "
+                                      << p.inference_peak_at << "), measured " << measured;
+  }
+}
+
+}  // namespace
+}  // namespace vgg

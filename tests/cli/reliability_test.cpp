@@ -101,10 +101,13 @@ TEST(Reliability, KillDashNineDuringSavesNeverLeavesABrokenCheckpoint) {
   // A wide head makes each checkpoint ~75 MB, and tiny epochs save often.
   const std::string cmd = std::string(VGG_CLI_PATH) +
                           " train --arch 1x4 --image-size 28 --fc-width 3000 --limit-train 64 --limit-test 32 "
-                          "--epochs 1000 --threads 1 --no-progress --save " + dir.file("k.ckpt") +
+                          "--epochs 200 --threads 1 --no-progress --save " + dir.file("k.ckpt") +
                           " >/dev/null 2>&1 & echo $! > " + dir.file("pid") + "; wait $!";
   int good_loads = 0;
   for (int round = 0; round < 4; ++round) {
+    // A pid file left from the previous round would name a dead process
+    // (or, once pids wrap, someone else's) and this round would never end.
+    std::remove(dir.file("pid").c_str());
     std::thread killer([&, round] {
       // Once a first checkpoint exists, at staggered moments of later saves.
       int pid = wait_for(dir.file("pid"), [&] { return access(dir.file("k.ckpt").c_str(), F_OK) == 0; });

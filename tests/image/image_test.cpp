@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <zlib.h>
+
 #include <fstream>
 
 #include "../test_util.h"
@@ -100,6 +102,58 @@ TEST(Image, BadFilesNameTheFileAndTheProblem) {
   EXPECT_NE(image_error([&] { read_image(dir.file("p.png")); }).find("PNG"), std::string::npos);
   write_text(dir.file("j.jpg"), std::string("\xff\xd8\xff\xe0", 4) + "garbage");
   EXPECT_NE(image_error([&] { read_image(dir.file("j.jpg")); }).find("JPEG"), std::string::npos);
+}
+
+std::vector<uint8_t> file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+void put_be(std::vector<uint8_t>& b, size_t at, uint32_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) b[at + i] = static_cast<uint8_t>(v >> (8 * (bytes - 1 - i)));
+}
+
+// A few bytes can declare an image of billions of pixels; the decoders must
+// refuse before allocating it (found by fuzzing the decoders).
+TEST(Image, HugeDeclaredSizesAreRefusedBeforeAllocating) {
+  test::TempDir dir;
+  write_text(dir.file("a.pgm"), "P2 16000000 16000000 255 1 2 3");
+  std::string e = image_error([&] { read_image(dir.file("a.pgm")); });
+  EXPECT_NE(e.find("larger than"), std::string::npos) << e;
+  write_text(dir.file("b.pgm"), "P5 9000 9000 255\nabcdef");
+  e = image_error([&] { read_image(dir.file("b.pgm")); });
+  EXPECT_NE(e.find("truncated"), std::string::npos) << e;
+  write_text(dir.file("c.pgm"), "P2 3000 3000 255 1 2 3 4 5");
+  e = image_error([&] { read_image(dir.file("c.pgm")); });
+  EXPECT_NE(e.find("truncated"), std::string::npos) << e;
+
+  // A real PNG whose header (with a correct CRC) claims 60000x60000.
+  write_png(dir.file("small.png"), gradient(4, 4, 1));
+  std::vector<uint8_t> png = file_bytes(dir.file("small.png"));
+  ASSERT_EQ(std::string(png.begin() + 12, png.begin() + 16), "IHDR");
+  put_be(png, 16, 60000, 4);
+  put_be(png, 20, 60000, 4);
+  put_be(png, 29, static_cast<uint32_t>(crc32(0, png.data() + 12, 17)), 4);
+  e = image_error([&] { decode_image(png, "big.png"); });
+  EXPECT_NE(e.find("big.png"), std::string::npos) << e;
+  EXPECT_NE(e.find("larger than"), std::string::npos) << e;
+
+  // A real JPEG whose frame header claims 65000x65000.
+  write_jpeg(dir.file("small.jpg"), gradient(8, 8, 3));
+  std::vector<uint8_t> jpg = file_bytes(dir.file("small.jpg"));
+  size_t sof = 0;
+  for (size_t i = 2; i + 8 < jpg.size(); ++i) {
+    if (jpg[i] == 0xff && jpg[i + 1] == 0xc0) {
+      sof = i;
+      break;
+    }
+  }
+  ASSERT_GT(sof, 0u);
+  put_be(jpg, sof + 5, 65000, 2);
+  put_be(jpg, sof + 7, 65000, 2);
+  e = image_error([&] { decode_image(jpg, "big.jpg"); });
+  EXPECT_NE(e.find("big.jpg"), std::string::npos) << e;
+  EXPECT_NE(e.find("larger than"), std::string::npos) << e;
 }
 
 TEST(Image, ConvertsChannelsForTheModel) {

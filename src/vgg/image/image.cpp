@@ -19,6 +19,18 @@ std::vector<uint8_t> read_bytes(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+// Compressed formats can declare any size in a few bytes; refuse before
+// allocating anything larger than a very large photograph.
+constexpr int64_t kMaxPixels = 100'000'000;
+
+void check_size(int64_t w, int64_t h, const std::string& what) {
+  if (w < 1 || h < 1) throw ImageError(fmt::format("{}: image size {}x{} is empty", what, w, h));
+  if (w > kMaxPixels / h) {
+    throw ImageError(fmt::format("{}: image size {}x{} is larger than the {} megapixels this program reads", what, w, h,
+                                 kMaxPixels / 1'000'000));
+  }
+}
+
 bool starts_with(const std::vector<uint8_t>& b, std::initializer_list<uint8_t> magic) {
   if (b.size() < magic.size()) return false;
   return std::equal(magic.begin(), magic.end(), b.begin());
@@ -32,6 +44,12 @@ Image decode_png(const std::vector<uint8_t>& bytes, const std::string& what) {
     throw ImageError(fmt::format("{}: not a readable PNG: {}", what, img.message));
   }
   const bool colour = img.format & PNG_FORMAT_FLAG_COLOR, alpha = img.format & PNG_FORMAT_FLAG_ALPHA;
+  try {
+    check_size(img.width, img.height, what);
+  } catch (...) {
+    png_image_free(&img);
+    throw;
+  }
   img.format = colour ? (alpha ? PNG_FORMAT_RGBA : PNG_FORMAT_RGB) : (alpha ? PNG_FORMAT_GA : PNG_FORMAT_GRAY);
   Image out(img.width, img.height, PNG_IMAGE_PIXEL_CHANNELS(img.format));
   if (!png_image_finish_read(&img, nullptr, out.pixels.data(), 0, nullptr)) {
@@ -77,6 +95,14 @@ Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& what) {
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, bytes.data(), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&cinfo, TRUE);
+  if (cinfo.image_width < 1 || cinfo.image_height < 1 ||
+      static_cast<int64_t>(cinfo.image_width) > kMaxPixels / static_cast<int64_t>(cinfo.image_height)) {
+    const std::string size = fmt::format("{}x{}", cinfo.image_width, cinfo.image_height);
+    jpeg_destroy_decompress(&cinfo);
+    delete out;
+    throw ImageError(fmt::format("{}: JPEG size {} is empty or larger than the {} megapixels this program reads", what,
+                                 size, kMaxPixels / 1'000'000));
+  }
   cinfo.out_color_space = cinfo.jpeg_color_space == JCS_GRAYSCALE ? JCS_GRAYSCALE : JCS_RGB;
   jpeg_start_decompress(&cinfo);
   out->width = cinfo.output_width;
@@ -141,12 +167,19 @@ Image decode_pnm(const std::vector<uint8_t>& bytes, const std::string& what) {
   const int64_t channels = (kind == '3' || kind == '6') ? 3 : 1;
   PnmReader r(bytes, what);
   const int64_t w = r.number("width"), h = r.number("height"), maxval = r.number("maximum value");
-  if (w < 1 || h < 1) throw ImageError(fmt::format("{}: image size {}x{} is empty", what, w, h));
+  check_size(w, h, what);
   if (maxval < 1 || maxval > 65535) {
     throw ImageError(fmt::format("{}: maximum value {} is outside 1..65535", what, maxval));
   }
+  // Netpbm is uncompressed: the file must hold every sample (at least two
+  // bytes each in the ASCII forms), checked before allocating.
+  const size_t n = static_cast<size_t>(w * h * channels);
+  const size_t bytes_per = ascii ? 2 : (maxval > 255 ? 2 : 1);
+  if (bytes.size() < r.pos() + n * bytes_per - (ascii ? 1 : 0)) {
+    throw ImageError(fmt::format("{}: truncated: {}x{}x{} samples need {} bytes after the header, found {}", what, w, h,
+                                 channels, n * bytes_per, bytes.size() - std::min(bytes.size(), r.pos())));
+  }
   Image out(w, h, channels);
-  const size_t n = out.pixels.size();
   auto scale = [maxval, &what](int64_t v) {
     if (v > maxval) throw ImageError(fmt::format("{}: sample {} exceeds the maximum value {}", what, v, maxval));
     return static_cast<uint8_t>((v * 255 + maxval / 2) / maxval);
@@ -156,7 +189,6 @@ Image decode_pnm(const std::vector<uint8_t>& bytes, const std::string& what) {
     return out;
   }
   r.skip_one();  // the single whitespace byte after maxval
-  const size_t bytes_per = maxval > 255 ? 2 : 1;
   if (bytes.size() < r.pos() + n * bytes_per) {
     throw ImageError(fmt::format("{}: truncated: {}x{}x{} samples need {} bytes after the header, found {}", what, w, h,
                                  channels, n * bytes_per, bytes.size() - std::min(bytes.size(), r.pos())));

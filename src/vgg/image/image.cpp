@@ -79,11 +79,16 @@ extern "C" void jpeg_error_exit(j_common_ptr cinfo) {
   std::longjmp(err->jump, 1);
 }
 
+// libjpeg prints recoverable-corruption warnings to stderr itself; the image
+// still decodes (as viewers show it), so they are not worth a line each.
+extern "C" void jpeg_quiet_output(j_common_ptr) {}
+
 Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& what) {
   jpeg_decompress_struct cinfo;
   JpegErrorManager err;
   cinfo.err = jpeg_std_error(&err.pub);
   err.pub.error_exit = jpeg_error_exit;
+  err.pub.output_message = jpeg_quiet_output;
   // Everything below until jpeg_destroy_decompress is plain C: a longjmp
   // back here skips no destructor.
   Image* out = new Image();

@@ -29,10 +29,8 @@ int run_bench(BenchArgs& a) {
     throw UsageError(fmt::format("--format: expected table, csv or json, found '{}'", a.format));
   }
   plan_layers(a.model);
-  parse_device(a.bench.device());
+  const std::string precision = resolve_precision(a.bench.precision(), parse_device(a.bench.device()));
   const int threads = configure_threads(a.threads);
-  std::string precision = resolve_precision(a.bench.precision());
-  if (a.bench.device() != "cpu" && a.bench.precision() == "auto") precision = "bf16";
 
   std::vector<BenchResult> results;
   if (a.mode != "inference") results.push_back(bench_train(a.model, a.bench));

@@ -29,15 +29,14 @@ int run_eval(CLI::App* app, EvalArgs& a) {
   if (a.eval.batch_size() < 1) {
     throw UsageError(fmt::format("--batch-size: expected a positive number, found {}", a.eval.batch_size()));
   }
-  if (a.eval.precision() != "fp32" && a.eval.precision() != "bf16") {
-    throw UsageError(fmt::format("--precision: expected fp32 or bf16, found '{}'", a.eval.precision()));
-  }
+  a.eval.precision(resolve_precision(a.eval.precision(), parse_device(a.eval.device())));
   check_data_flag(a.data);
   if (!a.confusion.empty()) check_writable(a.confusion, "--confusion");
   configure_threads(a.threads);
   LoadedCheckpoint ck = load_checkpoint(a.checkpoint);
   Dataset test = load_idx_dataset(a.data, Split::Test, ck.meta.model.num_classes(), a.limit_test);
   if (!ck.meta.class_names.empty()) test.class_names = ck.meta.class_names;
+  ck.model->to(parse_device(a.eval.device()));
   if (a.eval.channels_last()) to_channels_last(*ck.model);
   EvalResult r = evaluate(ck.model, test, ck.meta.preprocess, a.eval);
   const auto per_class = r.per_class_accuracy();
@@ -95,7 +94,9 @@ Command register_eval(CLI::App& root) {
   app->add_option("--data", a.data, "directory with t10k-{images-idx3,labels-idx1}-ubyte[.gz]")->capture_default_str();
   app->add_option("--limit-test", a.limit_test, "use only the first N test images (0 = all)")->capture_default_str();
   app->add_option("--batch-size", a.eval.batch_size(), "evaluation batch size")->capture_default_str();
-  app->add_option("--precision", a.eval.precision(), "fp32 or bf16 (autocast)")->capture_default_str();
+  app->add_option("--precision", a.eval.precision(), "fp32, bf16 (autocast) or auto (bf16 on CUDA and on CPUs with native bf16)")
+      ->capture_default_str();
+  app->add_option("--device", a.eval.device(), "cpu, cuda or cuda:N (a LibTorch with CUDA)")->capture_default_str();
   app->add_flag("--channels-last,!--no-channels-last", a.eval.channels_last(), "NHWC memory format")
       ->capture_default_str();
   app->add_flag("--json", a.json, "print the result as JSON");

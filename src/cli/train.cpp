@@ -88,9 +88,9 @@ void print_config(const TrainArgs& a, int threads, const Dataset& train, const D
   fmt::print("  optimiser  SGD lr {} momentum {}{} weight_decay {} schedule {} label_smoothing {}\n", a.train.lr(),
              a.train.momentum(), a.train.nesterov() ? " (nesterov)" : "", a.train.weight_decay(),
              a.train.schedule(), a.train.label_smoothing());
-  fmt::print("  training   epochs {}  batch {}  precision {}  channels_last {}  threads {}  seed {}\n",
+  fmt::print("  training   epochs {}  batch {}  precision {}  channels_last {}  threads {}  seed {}{}\n",
              a.train.epochs(), a.train.batch_size(), a.train.precision(), yes_no(a.train.channels_last()), threads,
-             a.train.seed());
+             a.train.seed(), a.train.device() == "cpu" ? "" : "  device " + a.train.device());
   if (a.train.micro_batch() > 0 || a.train.recompute() || a.train.memory_budget() > 0) {
     const int64_t micro = a.train.micro_batch() > 0 ? std::min(a.train.micro_batch(), a.train.batch_size())
                                                      : a.train.batch_size();
@@ -149,7 +149,9 @@ int run_train(CLI::App* app, TrainArgs& a) {
     const TrainOptions flags = a.train;
     a.train = meta.train;
     a.train.epochs(epochs);
-    // Memory settings change how a step runs, not what it computes.
+    // Memory settings and the device change how a step runs, not what it
+    // computes.
+    a.train.device(flags.device());
     if (given(app, "--micro-batch")) a.train.micro_batch(flags.micro_batch());
     if (given(app, "--recompute")) a.train.recompute(flags.recompute());
   } else {
@@ -166,7 +168,7 @@ int run_train(CLI::App* app, TrainArgs& a) {
   sync_image_size(a.model, a.pre);
   const LayerTable layers = plan_layers(a.model);  // validates architecture flags before any work
   validate(a.train);
-  a.train.precision(resolve_precision(a.train.precision()));
+  a.train.precision(resolve_precision(a.train.precision(), parse_device(a.train.device())));
   if (a.limit_train < 0) throw UsageError(fmt::format("--limit-train: expected >= 0, found {}", a.limit_train));
   if (a.limit_test < 0) throw UsageError(fmt::format("--limit-test: expected >= 0, found {}", a.limit_test));
   if (a.eval_every < 0) throw UsageError(fmt::format("--eval-every: expected >= 0, found {}", a.eval_every));
@@ -178,6 +180,12 @@ int run_train(CLI::App* app, TrainArgs& a) {
 
   if (a.train.memory_budget() > 0) return_freed_memory_to_os();
   const std::optional<DistOptions> dist = dist_options(app, a);
+  if (dist && dist->backend == "nccl") {
+    // One GPU per rank, as torchrun does it: LOCAL_RANK picks the GPU.
+    if (a.train.device() == "cpu") throw UsageError("--dist-backend: nccl needs --device cuda (one GPU per rank)");
+    if (a.train.device() == "cuda") a.train.device(fmt::format("cuda:{}", dist->local_rank));
+    parse_device(a.train.device());
+  }
   const bool rank0 = !dist || dist->rank == 0;
   // Only rank 0 talks; the others keep stderr for their errors.
   if (!rank0 && std::freopen("/dev/null", "w", stdout) == nullptr) throw std::runtime_error("cannot silence stdout");
@@ -376,10 +384,11 @@ Command register_train(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--seed", a.train.seed(), "seed for initialisation, shuffling and augmentation")
       ->capture_default_str();
-  app->add_option("--precision", a.train.precision(), "fp32, bf16 (autocast) or auto (bf16 where the CPU has native bf16)")
+  app->add_option("--precision", a.train.precision(), "fp32, bf16 (autocast) or auto (bf16 on CUDA and on CPUs with native bf16)")
       ->capture_default_str();
   app->add_flag("--channels-last,!--no-channels-last", a.train.channels_last(), "NHWC memory format")
       ->capture_default_str();
+  app->add_option("--device", a.train.device(), "cpu, cuda or cuda:N (a LibTorch with CUDA)")->capture_default_str();
   app->add_option("--data", a.data, "directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]")
       ->capture_default_str();
   app->add_option("--limit-train", a.limit_train, "use only the first N training images (0 = all)")

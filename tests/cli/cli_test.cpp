@@ -81,6 +81,13 @@ TEST(Cli, PresetsSetEveryFlagAndExplicitFlagsWin) {
   EXPECT_NE(r.out.find("epochs 5  batch 32"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("1000 training images, 10 test images"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("schedule constant"), std::string::npos) << r.out;
+  // fast: the default recipe, wider and longer.
+  r = vgg("train --preset fast --dry-run --limit-train 10 --limit-test 10", dir);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("conv_arch 2x48,2x96,2x192  batch_norm yes"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("epochs 9  batch 128"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("schedule onecycle label_smoothing 0.1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("crop_padding 2, hflip yes"), std::string::npos) << r.out;
   r = vgg("train --preset d2l --dry-run --lr 0.01 --limit-train 10 --limit-test 10", dir);
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.out.find("conv_arch 1x16,1x32,2x64,2x128,2x128"), std::string::npos) << r.out;
@@ -140,6 +147,11 @@ TEST(Cli, BadValuesGiveOneLineAndExitCode2) {
       {"memory --optimizer adam", "--optimizer"},
       {"eval", "--checkpoint"},
       {"frobnicate", "frobnicate"},
+      {"train --device tpu", "--device"},
+      {"train --device cuda:99", "--device"},  // no CUDA here, or not 100 GPUs
+      {"bench --device gpu", "--device"},
+      {"train --precision fp16", "--precision"},
+      {"train --dist-backend nccl --world-size 2 --rank 1", "--device cuda"},
   };
   for (const auto& [args, needle] : cases) {
     CliRun r = vgg(args, dir);

@@ -60,11 +60,8 @@ Setup prepare(const ModelOptions& m, const BenchOptions& o) {
   if (o.batch_size() < 1) throw UsageError(fmt::format("--batch-size: expected >= 1, found {}", o.batch_size()));
   if (o.reps() < 1) throw UsageError(fmt::format("--reps: expected >= 1, found {}", o.reps()));
   if (o.warmup() < 0) throw UsageError(fmt::format("--warmup: expected >= 0, found {}", o.warmup()));
-  if (o.precision() != "fp32" && o.precision() != "bf16" && o.precision() != "auto") {
-    throw UsageError(fmt::format("--precision: expected fp32, bf16 or auto, found '{}'", o.precision()));
-  }
-  Setup s{parse_device(o.device()), resolve_precision(o.precision())};
-  if (s.device.is_cuda() && o.precision() == "auto") s.precision = "bf16";
+  const torch::Device device = parse_device(o.device());
+  Setup s{device, resolve_precision(o.precision(), device)};
   s.model = build_model(m);
   s.model->to(s.device);
   auto fmt = o.channels_last() ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
@@ -84,19 +81,6 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-torch::Device parse_device(const std::string& device) {
-  if (device == "cpu") return torch::kCPU;
-  if (device.rfind("cuda", 0) == 0) {
-    if (!torch::cuda::is_available()) {
-      throw UsageError(fmt::format("--device: {} requested, but this LibTorch has no CUDA or no GPU is visible", device));
-    }
-    try {
-      return torch::Device(device);
-    } catch (const c10::Error&) {
-    }
-  }
-  throw UsageError(fmt::format("--device: expected cpu, cuda or cuda:N, found '{}'", device));
-}
 
 BenchResult bench_train(const ModelOptions& m, const BenchOptions& o) {
   Setup s = prepare(m, o);
@@ -139,8 +123,7 @@ BenchResult bench_inference(const ModelOptions& m, const BenchOptions& o) {
 
 Peak measure_peak(const BenchOptions& o) {
   const torch::Device d = parse_device(o.device());
-  std::string precision = resolve_precision(o.precision());
-  if (d.is_cuda() && o.precision() == "auto") precision = "bf16";
+  const std::string precision = resolve_precision(o.precision(), d);
   const auto dtype = precision == "bf16" ? torch::kBFloat16 : torch::kFloat32;
   const auto opts = torch::TensorOptions().device(d).dtype(dtype);
   torch::NoGradGuard no_grad;

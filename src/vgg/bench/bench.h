@@ -31,9 +31,6 @@ struct BenchResult {
   double pipeline_seconds = 0, step_seconds = 0;
 };
 
-// Throws UsageError for a bad device or precision.
-torch::Device parse_device(const std::string& device);
-
 // One training step (forward, cross-entropy, backward, SGD update) per rep on
 // a random batch; FLOPs per image are 3x the forward FLOPs.
 BenchResult bench_train(const ModelOptions& model, const BenchOptions& options);

@@ -110,7 +110,7 @@ at::ScalarType dtype_of(uint8_t code, const std::string& path) {
 using Records = std::map<std::string, torch::Tensor>;
 
 void put_record(std::string& out, const std::string& name, const torch::Tensor& t) {
-  torch::Tensor c = t.detach().contiguous();
+  torch::Tensor c = t.detach().to(torch::kCPU).contiguous();
   put_le(out, name.size(), 4);
   out += name;
   out.push_back(static_cast<char>(dtype_code(c.scalar_type())));
@@ -272,7 +272,7 @@ void load_state(Payload& p, const std::string& path, ConvNet& model, torch::opti
       throw CheckpointError(fmt::format("checkpoint {} does not match the model: momentum buffer {} has the wrong shape", path, i));
     }
     auto state = std::make_unique<torch::optim::SGDParamState>();
-    state->momentum_buffer(it->second.contiguous(params[i].suggest_memory_format()));
+    state->momentum_buffer(it->second.to(params[i].device()).contiguous(params[i].suggest_memory_format()));
     sgd->state()[c10::guts::to_string(params[i].unsafeGetTensorImpl())] = std::move(state);
   }
 }

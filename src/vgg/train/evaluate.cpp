@@ -23,17 +23,19 @@ EvalResult evaluate(ConvNet& model, const Dataset& data, const PreprocessOptions
   const int64_t classes = model->options().num_classes();
   EvalResult r;
   r.confusion = torch::zeros({classes, classes}, torch::kInt64);
+  const torch::Device device = parse_device(options.device());
   double loss_sum = 0.0;
   int64_t correct = 0;
   for (const auto& idx : epoch_batches(data.size(), options.batch_size(), false, 0, 0)) {
     Batch b = make_batch(data, idx, preprocess);
-    if (options.channels_last()) b.x = b.x.contiguous(at::MemoryFormat::ChannelsLast);
+    torch::Tensor x = b.x.to(device);
+    if (options.channels_last()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
     torch::Tensor logits;
     {
-      AutocastGuard autocast(options.precision(), torch::kCPU);
-      logits = model->forward(b.x);
+      AutocastGuard autocast(options.precision(), device);
+      logits = model->forward(x);
     }
-    logits = logits.to(torch::kFloat32);
+    logits = logits.to(torch::kCPU, torch::kFloat32);
     loss_sum += torch::nn::functional::cross_entropy(
                     logits, b.y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                     .item<double>();

@@ -21,6 +21,8 @@ struct EvalOptions {
   TORCH_ARG(int64_t, batch_size) = 256;
   TORCH_ARG(std::string, precision) = "fp32";
   TORCH_ARG(bool, channels_last) = false;
+  // cpu, cuda or cuda:N; the model must already be there.
+  TORCH_ARG(std::string, device) = "cpu";
 };
 
 // Runs the model in eval mode without autograd state over the whole set.

@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "vgg/train/precision.h"
+
 #include "vgg/error.h"
 
 namespace vgg {
@@ -77,9 +79,7 @@ void validate(const TrainOptions& o) {
   }
   if (o.micro_batch() < 0) fail("--micro-batch", ">= 0", std::to_string(o.micro_batch()));
   if (o.memory_budget() < 0) fail("--memory-budget", "a positive size", std::to_string(o.memory_budget()));
-  if (o.precision() != "fp32" && o.precision() != "bf16" && o.precision() != "auto") {
-    fail("--precision", "fp32, bf16 or auto", "'" + o.precision() + "'");
-  }
+  check_precision(o.precision());
 }
 
 double scheduled_lr(const TrainOptions& o, int64_t step, int64_t total_steps, int64_t steps_per_epoch) {

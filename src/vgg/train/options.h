@@ -30,6 +30,9 @@ struct TrainOptions {
   // fp32 | bf16 (autocast) | auto (bf16 where the CPU has it natively).
   TORCH_ARG(std::string, precision) = "fp32";
   TORCH_ARG(bool, channels_last) = false;
+  // cpu, cuda or cuda:N. Where this run computes, not part of the recipe:
+  // not stored in checkpoints, so a run can resume on another device.
+  TORCH_ARG(std::string, device) = "cpu";
   // Images per forward/backward pass: a batch is split into passes of this
   // size whose gradients add up to the whole batch's (0 = one pass).
   TORCH_ARG(int64_t, micro_batch) = 0;

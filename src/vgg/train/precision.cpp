@@ -1,8 +1,12 @@
 #include "vgg/train/precision.h"
 
 #include <ATen/autocast_mode.h>
+#include <fmt/format.h>
+#include <torch/cuda.h>
 
 #include <fstream>
+
+#include "vgg/error.h"
 
 namespace vgg {
 
@@ -58,8 +62,35 @@ bool cpu_has_native_bf16() {
 
 namespace vgg {
 
-std::string resolve_precision(const std::string& precision) {
+torch::Device parse_device(const std::string& device) {
+  if (device == "cpu") return torch::kCPU;
+  if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
+    if (!torch::cuda::is_available()) {
+      throw UsageError(fmt::format("--device: {} requested, but this LibTorch has no CUDA or no GPU is visible", device));
+    }
+    try {
+      torch::Device d(device);
+      if (d.has_index() && d.index() >= static_cast<int64_t>(torch::cuda::device_count())) {
+        throw UsageError(fmt::format("--device: {} requested, but only {} GPU(s) are visible", device,
+                                     torch::cuda::device_count()));
+      }
+      return d;
+    } catch (const c10::Error&) {
+    }
+  }
+  throw UsageError(fmt::format("--device: expected cpu, cuda or cuda:N, found '{}'", device));
+}
+
+void check_precision(const std::string& precision) {
+  if (precision != "fp32" && precision != "bf16" && precision != "auto") {
+    throw UsageError(fmt::format("--precision: expected fp32, bf16 or auto, found '{}'", precision));
+  }
+}
+
+std::string resolve_precision(const std::string& precision, const torch::Device& device) {
+  check_precision(precision);
   if (precision != "auto") return precision;
+  if (device.is_cuda()) return "bf16";
   return cpu_has_native_bf16() ? "bf16" : "fp32";
 }
 

@@ -28,9 +28,18 @@ void to_channels_last(torch::nn::Module& module);
 // True when this CPU has native bf16 dot products (AVX512-BF16 or AMX).
 bool cpu_has_native_bf16();
 
-// "auto" becomes bf16 where the CPU computes it natively (about twice the
-// fp32 speed here, same accuracy: see bench/RESULTS.md), else fp32; other
-// values pass through.
-std::string resolve_precision(const std::string& precision);
+// Where tensors live: "cpu", "cuda" or "cuda:N". Throws UsageError naming
+// --device for anything else, or for cuda when this LibTorch has no CUDA or
+// no GPU is visible.
+torch::Device parse_device(const std::string& device);
+
+// Throws UsageError naming --precision unless fp32, bf16 or auto (the one
+// check behind every subcommand's --precision).
+void check_precision(const std::string& precision);
+
+// "auto" becomes bf16 where the device computes it natively (CUDA GPUs; CPUs
+// with AVX512-BF16 or AMX, where it is about twice the fp32 speed with the
+// same accuracy: see bench/RESULTS.md), else fp32; other values pass through.
+std::string resolve_precision(const std::string& precision, const torch::Device& device = torch::kCPU);
 
 }  // namespace vgg

@@ -30,7 +30,9 @@ Trainer::Trainer(ConvNet model, TrainOptions train, PreprocessOptions preprocess
       preprocess_(std::move(preprocess)),
       augment_gen_(at::detail::createCPUGenerator(train_.seed())) {
   validate(train_);
-  train_.precision(resolve_precision(train_.precision()));
+  device_ = parse_device(train_.device());
+  train_.precision(resolve_precision(train_.precision(), device_));
+  model_->to(device_);  // before the optimizer takes the parameters
   if (train_.channels_last()) to_channels_last(*model_);
   optimizer_ = std::make_unique<torch::optim::SGD>(
       model_->parameters(), torch::optim::SGDOptions(train_.lr())
@@ -69,11 +71,11 @@ std::pair<double, int64_t> Trainer::accumulate_gradients(const Batch& batch) {
   int64_t correct = 0;
   for (int64_t start = 0; start < n; start += step) {
     const int64_t len = std::min(step, n - start);
-    torch::Tensor x = batch.x.narrow(0, start, len), y = batch.y.narrow(0, start, len);
+    torch::Tensor x = batch.x.narrow(0, start, len).to(device_), y = batch.y.narrow(0, start, len).to(device_);
     if (train_.channels_last()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
     torch::Tensor logits;
     {
-      AutocastGuard autocast(train_.precision(), torch::kCPU);
+      AutocastGuard autocast(train_.precision(), device_);
       logits = train_.recompute() ? checkpointed_forward(model_, x, train_.precision()) : model_->forward(x);
     }
     logits = logits.to(torch::kFloat32);
@@ -229,7 +231,8 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
     const EvalOptions eval = EvalOptions()
                                  .batch_size(train_.eval_batch_size())
                                  .precision(train_.precision())
-                                 .channels_last(train_.channels_last());
+                                 .channels_last(train_.channels_last())
+                                 .device(train_.device());
     if (group_ != nullptr) {
       torch::Tensor mine = shard_indices(test->size(), group_->world_size(), group_->rank(), false, 0, 0, false);
       s.test = evaluate(model_, subset(*test, mine), preprocess_, eval);

@@ -93,6 +93,7 @@ class Trainer {
   ConvNet model_;
   TrainOptions train_;
   PreprocessOptions preprocess_;
+  torch::Device device_ = torch::kCPU;
   std::unique_ptr<torch::optim::SGD> optimizer_;
   int64_t epochs_done_ = 0;
   int64_t max_steps_ = 0, steps_taken_ = 0;

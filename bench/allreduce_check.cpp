@@ -19,6 +19,7 @@
 #include <chrono>
 
 #include "../src/cli/common.h"
+#include "vgg/bench/bench.h"
 #include "vgg/dist/dist.h"
 #include "vgg/error.h"
 #include "vgg/train/trainer.h"
@@ -26,11 +27,6 @@
 using namespace vgg;
 
 namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

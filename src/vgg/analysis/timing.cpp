@@ -10,6 +10,7 @@
 #include <torch/csrc/autograd/function_hook.h>
 
 #include "vgg/error.h"
+#include "vgg/stats.h"
 #include "vgg/train/precision.h"
 
 namespace vgg {
@@ -19,13 +20,6 @@ using Clock = std::chrono::steady_clock;
 
 double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 struct Inputs {

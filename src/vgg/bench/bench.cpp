@@ -74,12 +74,6 @@ Setup prepare(const ModelOptions& m, const BenchOptions& o) {
 
 }  // namespace
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 
 BenchResult bench_train(const ModelOptions& m, const BenchOptions& o) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "vgg/models/arch.h"
+#include "vgg/stats.h"  // median, for callers of these results
 
 namespace vgg {
 
@@ -44,7 +45,5 @@ struct Peak {
   double conv_gflops = 0, matmul_gflops = 0;
 };
 Peak measure_peak(const BenchOptions& options);
-
-double median(std::vector<double> v);
 
 }  // namespace vgg

@@ -29,14 +29,15 @@ int run_eval(CLI::App* app, EvalArgs& a) {
   if (a.eval.batch_size() < 1) {
     throw UsageError(fmt::format("--batch-size: expected a positive number, found {}", a.eval.batch_size()));
   }
-  a.eval.precision(resolve_precision(a.eval.precision(), parse_device(a.eval.device())));
+  const torch::Device device = parse_device(a.eval.device());
+  a.eval.precision(resolve_precision(a.eval.precision(), device));
   check_data_flag(a.data);
   if (!a.confusion.empty()) check_writable(a.confusion, "--confusion");
   configure_threads(a.threads);
   LoadedCheckpoint ck = load_checkpoint(a.checkpoint);
   Dataset test = load_idx_dataset(a.data, Split::Test, ck.meta.model.num_classes(), a.limit_test);
   if (!ck.meta.class_names.empty()) test.class_names = ck.meta.class_names;
-  ck.model->to(parse_device(a.eval.device()));
+  ck.model->to(device);
   if (a.eval.channels_last()) to_channels_last(*ck.model);
   EvalResult r = evaluate(ck.model, test, ck.meta.preprocess, a.eval);
   const auto per_class = r.per_class_accuracy();

@@ -100,13 +100,12 @@ Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& what) {
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, bytes.data(), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&cinfo, TRUE);
-  if (cinfo.image_width < 1 || cinfo.image_height < 1 ||
-      static_cast<int64_t>(cinfo.image_width) > kMaxPixels / static_cast<int64_t>(cinfo.image_height)) {
-    const std::string size = fmt::format("{}x{}", cinfo.image_width, cinfo.image_height);
+  try {
+    check_size(cinfo.image_width, cinfo.image_height, what);
+  } catch (...) {
     jpeg_destroy_decompress(&cinfo);
     delete out;
-    throw ImageError(fmt::format("{}: JPEG size {} is empty or larger than the {} megapixels this program reads", what,
-                                 size, kMaxPixels / 1'000'000));
+    throw;
   }
   cinfo.out_color_space = cinfo.jpeg_color_space == JCS_GRAYSCALE ? JCS_GRAYSCALE : JCS_RGB;
   jpeg_start_decompress(&cinfo);

@@ -93,7 +93,7 @@ class StepSim {
     block_inputs_.clear();
     Act x{t.alloc(0, t.event("forward input")), kF32};  // the batch itself is in the base
     const LayerSpec& first = L_.front();
-    if (o_.channels_last() && first.in.c > 1) x.h = t.alloc(m_ * first.in.numel() * kF32, t.now());
+    if (o_.channels_last()) x.h = t.alloc(m_ * first.in.numel() * kF32, t.now());  // to_channels_last's copy
     Act a = x;
     for (size_t i = 0; i < L_.size(); ++i) {
       const bool checkpointed = o_.recompute() && L_[i].block > 0;
@@ -289,8 +289,13 @@ class StepSim {
         break;
       case LayerKind::MaxPool:
         new_grad_in();
-        // The channels-last bf16 kernel accumulates into an fp32 buffer.
-        if (in.dt == kBF16 && o_.channels_last()) t.alloc(act_bytes(l.in, kF32), e);
+        // In channels-last bf16, the pool before the flatten gets its output
+        // gradient back in NCHW (the flatten copied), and that path
+        // accumulates into an fp32 buffer; pools fed channels-last
+        // gradients by a conv do not (traced node by node).
+        if (in.dt == kBF16 && o_.channels_last() && i + 1 < L_.size() && L_[i + 1].kind == LayerKind::Flatten) {
+          t.alloc(act_bytes(l.in, kF32), e);
+        }
         break;
       case LayerKind::Flatten: break;  // a view (or a copy's pass-through)
       case LayerKind::Dropout:

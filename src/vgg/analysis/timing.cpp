@@ -33,7 +33,7 @@ Inputs random_inputs(ConvNet& model, const TimingOptions& o) {
             torch::randint(0, m.num_classes(), {o.batch_size()}, torch::kInt64)};
   if (o.channels_last()) {
     to_channels_last(*model);
-    in.x = in.x.contiguous(at::MemoryFormat::ChannelsLast);
+    in.x = to_channels_last(in.x);
   }
   return in;
 }

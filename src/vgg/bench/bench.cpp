@@ -64,10 +64,10 @@ Setup prepare(const ModelOptions& m, const BenchOptions& o) {
   Setup s{device, resolve_precision(o.precision(), device)};
   s.model = build_model(m);
   s.model->to(s.device);
-  auto fmt = o.channels_last() ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   if (o.channels_last()) to_channels_last(*s.model);
   auto opts = torch::TensorOptions().device(s.device);
-  s.x = torch::rand({o.batch_size(), m.in_channels(), m.image_size(), m.image_size()}, opts).contiguous(fmt);
+  s.x = torch::rand({o.batch_size(), m.in_channels(), m.image_size(), m.image_size()}, opts);
+  if (o.channels_last()) s.x = to_channels_last(s.x);
   s.y = torch::randint(0, m.num_classes(), {o.batch_size()}, opts.dtype(torch::kInt64));
   return s;
 }

@@ -234,7 +234,7 @@ void GradientSync::finish() {
     if (p.grad().defined()) {
       p.mutable_grad().copy_(avg);
     } else {
-      p.mutable_grad() = avg.clone().contiguous(p.suggest_memory_format());
+      p.mutable_grad() = torch::empty_like(p).copy_(avg);  // the parameter's own strides
     }
   }
 }

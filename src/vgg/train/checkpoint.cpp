@@ -272,7 +272,7 @@ void load_state(Payload& p, const std::string& path, ConvNet& model, torch::opti
       throw CheckpointError(fmt::format("checkpoint {} does not match the model: momentum buffer {} has the wrong shape", path, i));
     }
     auto state = std::make_unique<torch::optim::SGDParamState>();
-    state->momentum_buffer(it->second.to(params[i].device()).contiguous(params[i].suggest_memory_format()));
+    state->momentum_buffer(torch::empty_like(params[i]).copy_(it->second));  // the parameter's strides
     sgd->state()[c10::guts::to_string(params[i].unsafeGetTensorImpl())] = std::move(state);
   }
 }

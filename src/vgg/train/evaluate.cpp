@@ -29,7 +29,7 @@ EvalResult evaluate(ConvNet& model, const Dataset& data, const PreprocessOptions
   for (const auto& idx : epoch_batches(data.size(), options.batch_size(), false, 0, 0)) {
     Batch b = make_batch(data, idx, preprocess);
     torch::Tensor x = b.x.to(device);
-    if (options.channels_last()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    if (options.channels_last()) x = to_channels_last(x);
     torch::Tensor logits;
     {
       AutocastGuard autocast(options.precision(), device);

@@ -43,8 +43,13 @@ AutocastGuard::~AutocastGuard() {
 void to_channels_last(torch::nn::Module& module) {
   torch::NoGradGuard no_grad;
   for (auto& p : module.parameters()) {
-    if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+    if (p.dim() == 4) p.set_data(to_channels_last(p));
   }
+}
+
+torch::Tensor to_channels_last(const torch::Tensor& t) {
+  if (t.dim() != 4 || t.suggest_memory_format() == at::MemoryFormat::ChannelsLast) return t;
+  return at::empty_like(t, at::MemoryFormat::ChannelsLast).copy_(t);
 }
 
 bool cpu_has_native_bf16() {

@@ -25,6 +25,14 @@ class AutocastGuard {
 // Module::to() has no memory-format overload in 1.13: convert 4-D tensors.
 void to_channels_last(torch::nn::Module& module);
 
+// `t` with channels-last strides, copied if it does not have them already.
+// Not `t.contiguous(ChannelsLast)`: with one channel (Fashion-MNIST's input,
+// the first conv's weight) an NCHW tensor already counts as channels-last
+// contiguous and comes back unchanged, yet oneDNN and max-pool read its
+// strides as NCHW and run the first block in the slow layout (2-3x slower
+// there, plus format conversions in backward).
+torch::Tensor to_channels_last(const torch::Tensor& t);
+
 // True when this CPU has native bf16 dot products (AVX512-BF16 or AMX).
 bool cpu_has_native_bf16();
 

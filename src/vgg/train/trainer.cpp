@@ -72,7 +72,7 @@ std::pair<double, int64_t> Trainer::accumulate_gradients(const Batch& batch) {
   for (int64_t start = 0; start < n; start += step) {
     const int64_t len = std::min(step, n - start);
     torch::Tensor x = batch.x.narrow(0, start, len).to(device_), y = batch.y.narrow(0, start, len).to(device_);
-    if (train_.channels_last()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    if (train_.channels_last()) x = to_channels_last(x);
     torch::Tensor logits;
     {
       AutocastGuard autocast(train_.precision(), device_);

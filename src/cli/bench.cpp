@@ -19,6 +19,7 @@ struct BenchArgs {
   std::string format = "table";
   bool peak = true;
   int threads = 0;
+  bool tensor_cache = true;
 };
 
 int run_bench(BenchArgs& a) {
@@ -31,6 +32,7 @@ int run_bench(BenchArgs& a) {
   plan_layers(a.model);
   const std::string precision = resolve_precision(a.bench.precision(), parse_device(a.bench.device()));
   const int threads = configure_threads(a.threads);
+  configure_allocator(a.tensor_cache, false);
 
   std::vector<BenchResult> results;
   if (a.mode != "inference") results.push_back(bench_train(a.model, a.bench));
@@ -107,6 +109,7 @@ Command register_bench(CLI::App& root) {
   app->add_option("--format", a.format, "table, csv or json")->capture_default_str();
   app->add_flag("--peak,!--no-peak", a.peak, "also measure this machine's conv and matmul peak")->capture_default_str();
   add_threads_flag(app, a.threads);
+  add_tensor_cache_flag(app, a.tensor_cache);
   return {app, [args]() { return run_bench(*args); }};
 }
 

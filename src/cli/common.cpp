@@ -5,6 +5,8 @@
 #include "vgg/data/dataset.h"
 #include "vgg/data/idx.h"
 #include "vgg/error.h"
+#include "vgg/sys.h"
+#include "vgg/tensor_cache.h"
 
 namespace vgg::cli {
 
@@ -40,6 +42,21 @@ void add_threads_flag(CLI::App* app, int& threads) {
   app->add_option("--threads", threads,
                   "intra-op threads; 0 = OMP_NUM_THREADS if set, else one per core")
       ->capture_default_str();
+}
+
+void add_tensor_cache_flag(CLI::App* app, bool& on) {
+  app->add_flag("--tensor-cache,!--no-tensor-cache", on,
+                "reuse freed tensor memory instead of returning it to the OS each step (faster: no page faults; "
+                "off under --memory-budget)")
+      ->capture_default_str();
+}
+
+bool configure_allocator(bool tensor_cache, bool memory_budget) {
+  if (memory_budget) {
+    return_freed_memory_to_os();
+    return false;
+  }
+  return tensor_cache && install_tensor_cache();
 }
 
 const std::vector<Preset>& presets() {

@@ -19,6 +19,14 @@ void add_model_flags(CLI::App* app, ModelOptions& o);
 void add_preprocess_flags(CLI::App* app, PreprocessOptions& o, bool augmentation);
 void add_threads_flag(CLI::App* app, int& threads);
 
+// --tensor-cache: keep freed tensor blocks for reuse (vgg/tensor_cache.h).
+void add_tensor_cache_flag(CLI::App* app, bool& on);
+// Chooses how freed tensor memory is kept, before any large allocation: the
+// tensor cache when on, except under a memory budget, where RSS must follow
+// the tensors alive (sys.h: return_freed_memory_to_os). Returns whether the
+// cache is in use.
+bool configure_allocator(bool tensor_cache, bool memory_budget);
+
 // A preset is a set of flag values applied where the user gave none.
 struct Preset {
   std::string name, description;

@@ -22,6 +22,7 @@ struct EvalArgs {
   bool json = false;
   std::string confusion;  // PNG heatmap path
   int threads = 0;
+  bool tensor_cache = true;
 };
 
 int run_eval(CLI::App* app, EvalArgs& a) {
@@ -34,6 +35,7 @@ int run_eval(CLI::App* app, EvalArgs& a) {
   check_data_flag(a.data);
   if (!a.confusion.empty()) check_writable(a.confusion, "--confusion");
   configure_threads(a.threads);
+  configure_allocator(a.tensor_cache, false);
   LoadedCheckpoint ck = load_checkpoint(a.checkpoint);
   Dataset test = load_idx_dataset(a.data, Split::Test, ck.meta.model.num_classes(), a.limit_test);
   if (!ck.meta.class_names.empty()) test.class_names = ck.meta.class_names;
@@ -103,6 +105,7 @@ Command register_eval(CLI::App& root) {
   app->add_flag("--json", a.json, "print the result as JSON");
   app->add_option("--confusion", a.confusion, "also draw the confusion matrix as a heatmap into this PNG");
   add_threads_flag(app, a.threads);
+  add_tensor_cache_flag(app, a.tensor_cache);
   return {app, [app, args]() { return run_eval(app, *args); }};
 }
 

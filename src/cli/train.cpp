@@ -28,6 +28,7 @@ struct TrainArgs {
   std::string data = kDefaultDataDir;
   std::string save, resume, metrics;
   int threads = 0;
+  bool tensor_cache = true;
   int64_t limit_train = 0, limit_test = 0;
   int64_t eval_every = 1;
   bool progress = true;
@@ -74,7 +75,7 @@ int64_t parse_count(const std::string& text, const char* flag) {
 
 extern "C" void on_signal(int) { g_stop.store(true); }
 
-void print_config(const TrainArgs& a, int threads, const Dataset& train, const Dataset& test) {
+void print_config(const TrainArgs& a, int threads, bool cached, const Dataset& train, const Dataset& test) {
   const ResolvedArch r = resolve_arch(a.model);
   const LayerTable layers = plan_layers(a.model);
   fmt::print("preset {}: {}\n", a.preset, r.label);
@@ -88,9 +89,9 @@ void print_config(const TrainArgs& a, int threads, const Dataset& train, const D
   fmt::print("  optimiser  SGD lr {} momentum {}{} weight_decay {} schedule {} label_smoothing {}\n", a.train.lr(),
              a.train.momentum(), a.train.nesterov() ? " (nesterov)" : "", a.train.weight_decay(),
              a.train.schedule(), a.train.label_smoothing());
-  fmt::print("  training   epochs {}  batch {}  precision {}  channels_last {}  threads {}  seed {}{}\n",
+  fmt::print("  training   epochs {}  batch {}  precision {}  channels_last {}  threads {}  tensor_cache {}  seed {}{}\n",
              a.train.epochs(), a.train.batch_size(), a.train.precision(), yes_no(a.train.channels_last()), threads,
-             a.train.seed(), a.train.device() == "cpu" ? "" : "  device " + a.train.device());
+             yes_no(cached), a.train.seed(), a.train.device() == "cpu" ? "" : "  device " + a.train.device());
   if (a.train.micro_batch() > 0 || a.train.recompute() || a.train.memory_budget() > 0) {
     const int64_t micro = a.train.micro_batch() > 0 ? std::min(a.train.micro_batch(), a.train.batch_size())
                                                      : a.train.batch_size();
@@ -178,7 +179,7 @@ int run_train(CLI::App* app, TrainArgs& a) {
   if (a.max_steps < 0) throw UsageError(fmt::format("--max-steps: expected >= 0, found {}", a.max_steps));
   check_data_flag(a.data);
 
-  if (a.train.memory_budget() > 0) return_freed_memory_to_os();
+  const bool cached = configure_allocator(a.tensor_cache, a.train.memory_budget() > 0);
   const std::optional<DistOptions> dist = dist_options(app, a);
   if (dist && dist->backend == "nccl") {
     // One GPU per rank, as torchrun does it: LOCAL_RANK picks the GPU.
@@ -223,7 +224,7 @@ int run_train(CLI::App* app, TrainArgs& a) {
                format_bytes(static_cast<double>(fit.plan.train_peak)), fit.plan.train_peak_at,
                format_bytes(static_cast<double>(kRuntimeOverheadBytes)));
   }
-  print_config(a, threads, train, test);
+  print_config(a, threads, cached, train, test);
   if (a.dry_run) return 0;
 
   torch::manual_seed(a.train.seed());
@@ -416,6 +417,7 @@ Command register_train(CLI::App& root) {
   app->add_option("--dist-timeout", a.dist_timeout, "seconds before a missing or hung rank is an error")
       ->capture_default_str();
   add_threads_flag(app, a.threads);
+  add_tensor_cache_flag(app, a.tensor_cache);
   show_preset_defaults(app, "default");
   return {app, [app, args]() { return run_train(app, *args); }};
 }

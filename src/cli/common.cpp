@@ -68,7 +68,7 @@ const std::vector<Preset>& presets() {
       {"--crop-padding", "0"},   {"--hflip", "false"},        {"--epochs", "10"},         {"--batch-size", "128"},
       {"--lr", "0.05"},          {"--momentum", "0"},         {"--nesterov", "false"},    {"--weight-decay", "0"},
       {"--schedule", "constant"}, {"--label-smoothing", "0"}, {"--precision", "auto"},    {"--channels-last", "true"},
-      {"--limit-train", "0"},    {"--eval-every", "1"}};
+      {"--limit-train", "0"},    {"--eval-every", "1"},       {"--flip-tta", "false"}};
   auto make = [](std::string name, std::string description,
                  std::vector<std::pair<std::string, std::string>> overrides) {
     Preset p{std::move(name), std::move(description), base};
@@ -98,9 +98,9 @@ const std::vector<Preset>& presets() {
            "~0.93 on Fashion-MNIST in about 4 minutes on 2 cores",
            recipe),
       make("fast",
-           "time to accuracy: the default recipe with a wider VGG (2x48,2x96,2x192) for 9 epochs, "
-           "0.9376 in about 13 minutes of training on 2 cores",
-           with(recipe, {{"--arch", "2x48,2x96,2x192"}, {"--epochs", "9"}})),
+           "time to accuracy: the default recipe with a wider VGG (2x48,2x96,2x192) for 15 epochs, evaluated "
+           "with mirror-image test-time augmentation: 0.9444 in about 19 minutes of training on 2 cores",
+           with(recipe, {{"--arch", "2x48,2x96,2x192"}, {"--epochs", "15"}, {"--flip-tta", "true"}})),
       make("seed",
            "the notebook: vgg11, 224x224, batch 32, SGD lr 0.05, 5 epochs, first 1000 training images, "
            "evaluated once on the real test set",

@@ -37,6 +37,7 @@ int run_eval(CLI::App* app, EvalArgs& a) {
   configure_threads(a.threads);
   configure_allocator(a.tensor_cache, false);
   LoadedCheckpoint ck = load_checkpoint(a.checkpoint);
+  if (!given(app, "--flip-tta")) a.eval.flip_tta(ck.meta.train.flip_tta());  // as the run was evaluated
   Dataset test = load_idx_dataset(a.data, Split::Test, ck.meta.model.num_classes(), a.limit_test);
   if (!ck.meta.class_names.empty()) test.class_names = ck.meta.class_names;
   ck.model->to(device);
@@ -102,6 +103,8 @@ Command register_eval(CLI::App& root) {
   app->add_option("--device", a.eval.device(), "cpu, cuda or cuda:N (a LibTorch with CUDA)")->capture_default_str();
   app->add_flag("--channels-last,!--no-channels-last", a.eval.channels_last(), "NHWC memory format")
       ->capture_default_str();
+  app->add_flag("--flip-tta,!--no-flip-tta", a.eval.flip_tta(),
+                "also classify each image's mirror image and average the two predictions (default: as trained)");
   app->add_flag("--json", a.json, "print the result as JSON");
   app->add_option("--confusion", a.confusion, "also draw the confusion matrix as a heatmap into this PNG");
   add_threads_flag(app, a.threads);

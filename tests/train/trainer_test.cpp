@@ -10,6 +10,7 @@
 
 #include "../test_util.h"
 #include "vgg/error.h"
+#include "vgg/train/precision.h"
 
 namespace vgg {
 namespace {
@@ -62,12 +63,15 @@ TEST(TrainOptions, MemoryFieldsRoundTripAndDefaultForOlderCheckpoints) {
   EXPECT_EQ(back.micro_batch(), 8);
   EXPECT_TRUE(back.recompute());
   EXPECT_EQ(back.memory_budget(), int64_t{2} << 30);
-  for (const char* key : {"micro_batch", "recompute", "memory_budget"}) j.erase(key);
+  for (const char* key : {"micro_batch", "recompute", "memory_budget", "flip_tta"}) j.erase(key);
   TrainOptions old;
   from_json(j, old);  // a checkpoint written before these existed
   EXPECT_EQ(old.micro_batch(), 0);
   EXPECT_FALSE(old.recompute());
   EXPECT_EQ(old.memory_budget(), 0);
+  EXPECT_FALSE(old.flip_tta());
+  from_json(nlohmann::json(TrainOptions().flip_tta(true)), back);
+  EXPECT_TRUE(back.flip_tta());
   EXPECT_THROW(validate(TrainOptions().micro_batch(-1)), UsageError);
 }
 
@@ -87,6 +91,30 @@ TEST(Trainer, SmallVggOverfits64RealImages) {
   EvalResult r = evaluate(trainer.model(), data, trainer.preprocess());
   EXPECT_GE(r.accuracy, 0.95) << "train loss " << s.train_loss;
   EXPECT_EQ(trainer.epochs_done(), 60);
+}
+
+// Mirror-image test-time augmentation: the prediction is the argmax of the
+// mean of the two softmaxes, the loss that mean's negative log-likelihood.
+TEST(Evaluate, FlipTtaAveragesTheImageAndItsMirror) {
+  torch::manual_seed(3);
+  Dataset data = load_idx_dataset(VGG_DEFAULT_DATA_DIR, Split::Test, 10, 40);
+  ConvNet net = build_model(ModelOptions("1x8,1x16").image_size(28).fc_width(32).dropout(0));
+  const auto pre = PreprocessOptions().image_size(28).normalize(true);
+  for (bool cl : {false, true}) {
+    if (cl) to_channels_last(*net);
+    const EvalResult plain = evaluate(net, data, pre, EvalOptions().channels_last(cl));
+    const EvalResult tta = evaluate(net, data, pre, EvalOptions().flip_tta(true).channels_last(cl));
+    torch::NoGradGuard no_grad;
+    net->eval();
+    Batch b = make_batch(data, torch::arange(40), pre);
+    const torch::Tensor p = (torch::softmax(net->forward(b.x), 1) + torch::softmax(net->forward(b.x.flip({3})), 1)) / 2;
+    const double loss = -p.log().gather(1, b.y.unsqueeze(1)).mean().item<double>();
+    const double acc = p.argmax(1).eq(b.y).to(torch::kFloat64).mean().item<double>();
+    EXPECT_NEAR(tta.loss, loss, 1e-5);
+    EXPECT_NEAR(tta.accuracy, acc, 1e-12);
+    // An untrained network is not mirror-symmetric: the mirror changes the loss.
+    EXPECT_GT(std::fabs(tta.loss - plain.loss), 1e-6);
+  }
 }
 
 TEST(Trainer, LearnsTheSyntheticTaskAndEvaluates) {

@@ -34,6 +34,12 @@ EvalResult evaluate(ConvNet& model, const Dataset& data, const PreprocessOptions
     {
       AutocastGuard autocast(options.precision(), device);
       logits = model->forward(x);
+      if (options.flip_tta()) {
+        torch::Tensor mirrored = model->forward(options.channels_last() ? to_channels_last(x.flip({3})) : x.flip({3}));
+        // log of the mean probability: cross_entropy's log_softmax leaves it unchanged.
+        logits = ((torch::softmax(logits.to(torch::kFloat32), 1) + torch::softmax(mirrored.to(torch::kFloat32), 1)) / 2)
+                     .log();
+      }
     }
     logits = logits.to(torch::kCPU, torch::kFloat32);
     loss_sum += torch::nn::functional::cross_entropy(

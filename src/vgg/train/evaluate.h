@@ -23,6 +23,10 @@ struct EvalOptions {
   TORCH_ARG(bool, channels_last) = false;
   // cpu, cuda or cuda:N; the model must already be there.
   TORCH_ARG(std::string, device) = "cpu";
+  // Test-time augmentation: also classify each image's mirror image and
+  // average the two predicted distributions (the loss is that average's).
+  // Training with --hflip makes mirrored clothes in-distribution.
+  TORCH_ARG(bool, flip_tta) = false;
 };
 
 // Runs the model in eval mode without autograd state over the whole set.

@@ -29,7 +29,8 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
                      {"channels_last", o.channels_last()},
                      {"micro_batch", o.micro_batch()},
                      {"recompute", o.recompute()},
-                     {"memory_budget", o.memory_budget()}};
+                     {"memory_budget", o.memory_budget()},
+                     {"flip_tta", o.flip_tta()}};
 }
 
 void from_json(const nlohmann::json& j, TrainOptions& o) {
@@ -50,7 +51,8 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
       // Absent from checkpoints written before the memory planner.
       .micro_batch(j.value("micro_batch", int64_t{0}))
       .recompute(j.value("recompute", false))
-      .memory_budget(j.value("memory_budget", int64_t{0}));
+      .memory_budget(j.value("memory_budget", int64_t{0}))
+      .flip_tta(j.value("flip_tta", false));
 }
 
 void validate(const TrainOptions& o) {

@@ -41,6 +41,8 @@ struct TrainOptions {
   // The whole-process budget in bytes that batch sizes were fitted to
   // (0 = none); kept so a resumed run plans the same way.
   TORCH_ARG(int64_t, memory_budget) = 0;
+  // Evaluate with mirror-image test-time augmentation (EvalOptions::flip_tta).
+  TORCH_ARG(bool, flip_tta) = false;
 };
 
 void to_json(nlohmann::json& j, const TrainOptions& o);

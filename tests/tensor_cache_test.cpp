@@ -15,6 +15,7 @@ constexpr size_t MiB = size_t{1} << 20;
 
 TEST(TensorCache, ReusesFreedBlocksOfTheSameSize) {
   c10::Allocator* cache = tensor_cache_allocator();
+  release_cached_tensors();
   const TensorCacheStats s0 = tensor_cache_stats();
   void* first = nullptr;
   {

@@ -72,7 +72,16 @@ int run_bench(BenchArgs& a) {
   if (a.format == "csv") {
     for (const auto& row : rows) {
       std::string line;
-      for (const auto& cell : row) line += (line.empty() ? "" : ",") + cell;
+      for (size_t i = 0; i < row.size(); ++i) {
+        // A conv_arch such as 2x32,2x64 is one field: quote it (RFC 4180).
+        std::string cell = row[i];
+        if (cell.find_first_of(",\"") != std::string::npos) {
+          std::string quoted = "\"";
+          for (char ch : cell) quoted += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+          cell = quoted + "\"";
+        }
+        line += (i == 0 ? "" : ",") + cell;
+      }
       fmt::print("{}\n", line);
     }
   } else {

@@ -81,11 +81,13 @@ TEST(Cli, PresetsSetEveryFlagAndExplicitFlagsWin) {
   EXPECT_NE(r.out.find("epochs 5  batch 32"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("1000 training images, 10 test images"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("schedule constant"), std::string::npos) << r.out;
-  // fast: the default recipe, wider and longer.
+  EXPECT_EQ(r.out.find("test-time augmentation"), std::string::npos) << r.out;
+  // fast: the default recipe, wider and longer, with mirror-image TTA.
   r = vgg("train --preset fast --dry-run --limit-train 10 --limit-test 10", dir);
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.out.find("conv_arch 2x48,2x96,2x192  batch_norm yes"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("epochs 9  batch 128"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("epochs 15  batch 128"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("test-time augmentation"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("schedule onecycle label_smoothing 0.1"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("crop_padding 2, hflip yes"), std::string::npos) << r.out;
   r = vgg("train --preset d2l --dry-run --lr 0.01 --limit-train 10 --limit-test 10", dir);
@@ -113,6 +115,25 @@ TEST(Cli, BenchReportsThroughputFlopsAndPeak) {
   EXPECT_GT(j["train"]["pipeline_seconds_per_batch"].get<double>(), 0);
   EXPECT_EQ(vgg("bench --format xml", dir).rc, 2);
   EXPECT_EQ(vgg("bench --device tpu", dir).rc, 2);
+  // CSV: a conv_arch with commas stays one quoted field, so every row has
+  // as many fields as the header.
+  CliRun csv = vgg("bench --arch 1x4,1x8 --image-size 16 --fc-width 8 --batch-size 4 --reps 1 --warmup 0 --format csv "
+                   "--mode inference --no-peak --no-tensor-cache --threads 1",
+                   dir);
+  ASSERT_EQ(csv.rc, 0) << csv.err;
+  const std::string header = csv.out.substr(0, csv.out.find('\n'));
+  const std::string row = csv.out.substr(header.size() + 1, csv.out.find('\n', header.size() + 1) - header.size() - 1);
+  EXPECT_NE(row.find(",\"1x4,1x8\","), std::string::npos) << csv.out;
+  auto fields = [](const std::string& line) {
+    size_t n = 1;
+    bool quoted = false;
+    for (char ch : line) {
+      if (ch == '"') quoted = !quoted;
+      if (ch == ',' && !quoted) ++n;
+    }
+    return n;
+  };
+  EXPECT_EQ(fields(row), fields(header)) << csv.out;
 }
 
 TEST(Cli, SummaryShowsTheNotebooksCounts) {

@@ -33,8 +33,13 @@ void add_preprocess_flags(CLI::App* app, PreprocessOptions& o, bool augmentation
       ->capture_default_str();
   if (augmentation) {
     app->add_option("--crop-padding", o.crop_padding(), "random-crop augmentation: zero padding in pixels (0 = off)")
+        ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
     app->add_flag("--hflip,!--no-hflip", o.hflip(), "random horizontal flips")->capture_default_str();
+    app->add_option("--random-erasing", o.random_erasing(),
+                    "probability of erasing a random rectangle (2-33% of the image) to the mean (0 = off)")
+        ->check(CLI::Range(0.0, 1.0))
+        ->capture_default_str();
   }
 }
 
@@ -68,7 +73,8 @@ const std::vector<Preset>& presets() {
       {"--crop-padding", "0"},   {"--hflip", "false"},        {"--epochs", "10"},         {"--batch-size", "128"},
       {"--lr", "0.05"},          {"--momentum", "0"},         {"--nesterov", "false"},    {"--weight-decay", "0"},
       {"--schedule", "constant"}, {"--label-smoothing", "0"}, {"--precision", "auto"},    {"--channels-last", "true"},
-      {"--limit-train", "0"},    {"--eval-every", "1"},       {"--flip-tta", "false"}};
+      {"--limit-train", "0"},    {"--eval-every", "1"},       {"--flip-tta", "false"},
+      {"--random-erasing", "0"}};
   auto make = [](std::string name, std::string description,
                  std::vector<std::pair<std::string, std::string>> overrides) {
     Preset p{std::move(name), std::move(description), base};

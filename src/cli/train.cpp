@@ -103,9 +103,10 @@ void print_config(const TrainArgs& a, int threads, bool cached, const Dataset& t
                    : "",
                micro, passes, passes == 1 ? "" : "es", yes_no(a.train.recompute()), a.train.eval_batch_size());
   }
-  fmt::print("  data       {}: {} training images, {} test images ({}x{} uint8), normalize {}, crop_padding {}, hflip {}\n",
+  fmt::print("  data       {}: {} training images, {} test images ({}x{} uint8), normalize {}, crop_padding {}, hflip {}{}\n",
              a.data, train.size(), test.size(), train.height(), train.height(), yes_no(a.pre.normalize()),
-             a.pre.crop_padding(), yes_no(a.pre.hflip()));
+             a.pre.crop_padding(), yes_no(a.pre.hflip()),
+             a.pre.random_erasing() > 0 ? fmt::format(", random_erasing {}", a.pre.random_erasing()) : "");
   std::fflush(stdout);
 }
 

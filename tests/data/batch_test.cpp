@@ -6,6 +6,8 @@
 
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 namespace vgg {
 namespace {
 
@@ -46,6 +48,45 @@ TEST(Preprocess, AugmentationOnlyWithAGenerator) {
   torch::Tensor aug = preprocess(images, o, &gen);
   EXPECT_EQ(aug.sizes(), (std::vector<int64_t>{8, 1, 28, 28}));
   EXPECT_FALSE(torch::equal(aug, preprocess(images, PreprocessOptions().image_size(28))));
+}
+
+TEST(Preprocess, RandomErasingFillsOneRectangleWithTheMean) {
+  // A constant white image: erased pixels are the only ones that change.
+  auto images = torch::full({64, 1, 28, 28}, 255, torch::kUInt8);
+  auto o = PreprocessOptions().image_size(28).normalize(true).mean(0.25).std(0.5).random_erasing(1.0);
+  at::Generator gen = at::detail::createCPUGenerator(3);
+  torch::Tensor x = preprocess(images, o, &gen);
+  const float white = (1.0f - 0.25f) / 0.5f;
+  std::set<int64_t> areas;
+  for (int64_t i = 0; i < 64; ++i) {
+    torch::Tensor erased = x[i][0].abs() < 1e-6;  // the mean normalises to 0
+    EXPECT_TRUE(torch::logical_or(erased, (x[i][0] - white).abs() < 1e-6).all().item<bool>());
+    const int64_t area = erased.sum().item<int64_t>();
+    EXPECT_GE(area, 1);
+    EXPECT_LE(area, 28 * 28 / 3 + 28) << "image " << i;
+    // The erased pixels form a rectangle: their count is rows x columns.
+    const int64_t rows = erased.any(1).sum().item<int64_t>(), cols = erased.any(0).sum().item<int64_t>();
+    EXPECT_EQ(area, rows * cols) << "image " << i;
+    areas.insert(area);
+  }
+  EXPECT_GT(areas.size(), 10u);  // sizes are drawn, not fixed
+  // Probability 0.5 leaves about half the images untouched; no generator, all.
+  at::Generator half = at::detail::createCPUGenerator(4);
+  torch::Tensor y = preprocess(images, o.random_erasing(0.5), &half);
+  const int64_t untouched = ((y - white).abs() < 1e-6).flatten(1).all(1).sum().item<int64_t>();
+  EXPECT_GT(untouched, 16);
+  EXPECT_LT(untouched, 48);
+  EXPECT_TRUE(((preprocess(images, o) - white).abs() < 1e-6).all().item<bool>());
+}
+
+TEST(Preprocess, OptionsWithoutRandomErasingStillLoad) {
+  // Checkpoints written before --random-erasing existed lack the key.
+  nlohmann::json j = PreprocessOptions().crop_padding(2).random_erasing(0.25);
+  EXPECT_DOUBLE_EQ(j.get<PreprocessOptions>().random_erasing(), 0.25);
+  j.erase("random_erasing");
+  auto o = j.get<PreprocessOptions>();
+  EXPECT_EQ(o.crop_padding(), 2);
+  EXPECT_EQ(o.random_erasing(), 0.0);
 }
 
 TEST(EpochBatches, ShuffledPerEpochFromSeedAndCoverEverything) {

@@ -4,11 +4,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+
 namespace vgg {
 
 void to_json(nlohmann::json& j, const PreprocessOptions& o) {
   j = nlohmann::json{{"image_size", o.image_size()}, {"normalize", o.normalize()}, {"mean", o.mean()},
-                     {"std", o.std()}, {"crop_padding", o.crop_padding()}, {"hflip", o.hflip()}};
+                     {"std", o.std()}, {"crop_padding", o.crop_padding()}, {"hflip", o.hflip()},
+                     {"random_erasing", o.random_erasing()}};
 }
 
 void from_json(const nlohmann::json& j, PreprocessOptions& o) {
@@ -17,7 +20,9 @@ void from_json(const nlohmann::json& j, PreprocessOptions& o) {
       .mean(j.at("mean").get<double>())
       .std(j.at("std").get<double>())
       .crop_padding(j.at("crop_padding").get<int64_t>())
-      .hflip(j.at("hflip").get<bool>());
+      .hflip(j.at("hflip").get<bool>())
+      // Absent in checkpoints written before the option existed.
+      .random_erasing(j.value("random_erasing", 0.0));
 }
 
 namespace {
@@ -38,12 +43,41 @@ torch::Tensor random_crop_flip(const torch::Tensor& x, int64_t pad, bool hflip, 
   return out;
 }
 
+// In place on float [B, C, H, W]; all draws for the batch come from `gen` in
+// one call, so the result depends only on the generator's state.
+void random_erase(torch::Tensor& x, double p, float fill, at::Generator* gen) {
+  constexpr int kAttempts = 10;  // as torchvision: give up on an image after 10 misses
+  constexpr double kMinArea = 0.02, kMaxArea = 1.0 / 3.0;
+  const double log_min_ratio = std::log(0.3), log_max_ratio = std::log(1.0 / 0.3);
+  const int64_t b = x.size(0), h = x.size(2), w = x.size(3);
+  torch::Tensor u = torch::rand({b, 1 + 4 * kAttempts}, *gen, torch::kFloat64);
+  auto r = u.accessor<double, 2>();
+  for (int64_t i = 0; i < b; ++i) {
+    if (r[i][0] >= p) continue;
+    for (int a = 0; a < kAttempts; ++a) {
+      const double* d = &r[i][1 + 4 * a];
+      const double area = static_cast<double>(h * w) * (kMinArea + (kMaxArea - kMinArea) * d[0]);
+      const double ratio = std::exp(log_min_ratio + (log_max_ratio - log_min_ratio) * d[1]);
+      const auto eh = static_cast<int64_t>(std::lround(std::sqrt(area * ratio)));
+      const auto ew = static_cast<int64_t>(std::lround(std::sqrt(area / ratio)));
+      if (eh < 1 || ew < 1 || eh >= h || ew >= w) continue;
+      const auto top = static_cast<int64_t>(d[2] * static_cast<double>(h - eh + 1));
+      const auto left = static_cast<int64_t>(d[3] * static_cast<double>(w - ew + 1));
+      x[i].narrow(1, top, eh).narrow(2, left, ew).fill_(fill);
+      break;
+    }
+  }
+}
+
 }  // namespace
 
 torch::Tensor preprocess(const torch::Tensor& images, const PreprocessOptions& o, at::Generator* augment) {
   torch::Tensor x = images.to(torch::kFloat32).div_(255.0);
   if (augment != nullptr && (o.crop_padding() > 0 || o.hflip())) {
     x = random_crop_flip(x, o.crop_padding(), o.hflip(), augment);
+  }
+  if (augment != nullptr && o.random_erasing() > 0) {
+    random_erase(x, o.random_erasing(), static_cast<float>(o.mean()), augment);
   }
   if (x.size(2) != o.image_size() || x.size(3) != o.image_size()) {
     namespace F = torch::nn::functional;

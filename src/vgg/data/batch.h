@@ -26,6 +26,10 @@ struct PreprocessOptions {
   // pixels (at native resolution), and random horizontal flips.
   TORCH_ARG(int64_t, crop_padding) = 0;
   TORCH_ARG(bool, hflip) = false;
+  // Random erasing (Zhong et al. 2017): with this probability per image, a
+  // rectangle covering 2-33% of it (aspect 0.3-3.3) is set to the mean, i.e.
+  // 0 after normalisation. Applied after crop/flip, at native resolution.
+  TORCH_ARG(double, random_erasing) = 0.0;
 };
 
 void to_json(nlohmann::json& j, const PreprocessOptions& o);

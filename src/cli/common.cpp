@@ -74,7 +74,7 @@ const std::vector<Preset>& presets() {
       {"--lr", "0.05"},          {"--momentum", "0"},         {"--nesterov", "false"},    {"--weight-decay", "0"},
       {"--schedule", "constant"}, {"--label-smoothing", "0"}, {"--precision", "auto"},    {"--channels-last", "true"},
       {"--limit-train", "0"},    {"--eval-every", "1"},       {"--flip-tta", "false"},
-      {"--random-erasing", "0"}};
+      {"--random-erasing", "0"}, {"--shift-tta", "0"}};
   auto make = [](std::string name, std::string description,
                  std::vector<std::pair<std::string, std::string>> overrides) {
     Preset p{std::move(name), std::move(description), base};
@@ -85,8 +85,8 @@ const std::vector<Preset>& presets() {
     }
     return p;
   };
-  // The default preset's recipe; `fast` is the same with a wider network
-  // trained longer.
+  // The default preset's recipe; `fast` trains the same network longer
+  // (on 2 cores, more epochs beat a wider network: README).
   static const std::vector<std::pair<std::string, std::string>> recipe = {
       {"--arch", "2x32,2x64,2x128"}, {"--batch-norm", "true"}, {"--image-size", "28"},   {"--fc-width", "256"},
       {"--dropout", "0.3"},          {"--init", "kaiming"},    {"--normalize", "true"},  {"--crop-padding", "2"},
@@ -104,10 +104,10 @@ const std::vector<Preset>& presets() {
            "~0.93 on Fashion-MNIST in about 4 minutes on 2 cores",
            recipe),
       make("fast",
-           "time to accuracy: the default recipe with a wider VGG (2x48,2x96,2x192), no dropout, for 15 epochs, "
-           "evaluated every 5 with mirror-image test-time augmentation: 0.9458 in about 18 minutes on 2 cores",
-           with(recipe, {{"--arch", "2x48,2x96,2x192"}, {"--dropout", "0"}, {"--epochs", "15"}, {"--flip-tta", "true"},
-                         {"--eval-every", "5"}})),
+           "time to accuracy: the default network without dropout trained for 28 epochs, evaluated once at the "
+           "end with test-time augmentation (mirror images and 1-pixel shifts, 10 views)",
+           with(recipe, {{"--dropout", "0"}, {"--epochs", "28"}, {"--flip-tta", "true"}, {"--shift-tta", "1"},
+                         {"--eval-every", "0"}})),
       make("seed",
            "the notebook: vgg11, 224x224, batch 32, SGD lr 0.05, 5 epochs, first 1000 training images, "
            "evaluated once on the real test set",

@@ -31,13 +31,24 @@ int run_eval(CLI::App* app, EvalArgs& a) {
     throw UsageError(fmt::format("--batch-size: expected a positive number, found {}", a.eval.batch_size()));
   }
   const torch::Device device = parse_device(a.eval.device());
-  a.eval.precision(resolve_precision(a.eval.precision(), device));
+  check_precision(a.eval.precision());
   check_data_flag(a.data);
   if (!a.confusion.empty()) check_writable(a.confusion, "--confusion");
   configure_threads(a.threads);
   configure_allocator(a.tensor_cache, false);
   LoadedCheckpoint ck = load_checkpoint(a.checkpoint);
-  if (!given(app, "--flip-tta")) a.eval.flip_tta(ck.meta.train.flip_tta());  // as the run was evaluated
+  // By default as the run evaluated itself, so the numbers match (bf16 and
+  // fp32 differ in a few images): its precision where this machine has it
+  // natively, its memory format and its test-time augmentation.
+  if (!given(app, "--precision")) {
+    const std::string& trained = ck.meta.train.precision();
+    a.eval.precision(trained == "bf16" && resolve_precision("auto", device) != "bf16" ? "fp32" : trained);
+  }
+  a.eval.precision(resolve_precision(a.eval.precision(), device));
+  if (!given(app, "--channels-last")) a.eval.channels_last(ck.meta.train.channels_last());
+  if (!given(app, "--flip-tta")) a.eval.flip_tta(ck.meta.train.flip_tta());
+  if (!given(app, "--shift-tta")) a.eval.shift_tta(ck.meta.train.shift_tta());
+  const size_t views = tta_views(a.eval).size();
   Dataset test = load_idx_dataset(a.data, Split::Test, ck.meta.model.num_classes(), a.limit_test);
   if (!ck.meta.class_names.empty()) test.class_names = ck.meta.class_names;
   ck.model->to(device);
@@ -55,7 +66,9 @@ int run_eval(CLI::App* app, EvalArgs& a) {
   }
   if (a.json) {
     nlohmann::json j = {{"checkpoint", a.checkpoint}, {"loss", r.loss},         {"accuracy", r.accuracy},
-                        {"count", r.count},           {"per_class", per_class}, {"class_names", test.class_names}};
+                        {"count", r.count},           {"per_class", per_class}, {"class_names", test.class_names},
+                        {"precision", a.eval.precision()}, {"channels_last", a.eval.channels_last()},
+                        {"views", views}};
     std::vector<std::vector<int64_t>> cm(r.confusion.size(0));
     for (int64_t i = 0; i < r.confusion.size(0); ++i) {
       for (int64_t k = 0; k < r.confusion.size(1); ++k) cm[i].push_back(r.confusion[i][k].item<int64_t>());
@@ -66,6 +79,8 @@ int run_eval(CLI::App* app, EvalArgs& a) {
   }
   fmt::print("checkpoint {} ({} after {} epochs)\n", a.checkpoint, resolve_arch(ck.meta.model).label,
              ck.meta.epochs_done);
+  fmt::print("evaluated  precision {}  channels_last {}  views {}\n", a.eval.precision(),
+             a.eval.channels_last() ? "yes" : "no", views);
   fmt::print("test images {}  loss {:.4f}  accuracy {:.4f}\n\n", r.count, r.loss, r.accuracy);
   std::vector<std::vector<std::string>> rows = {{"class", "accuracy", "images"}};
   for (size_t c = 0; c < per_class.size(); ++c) {
@@ -98,13 +113,16 @@ Command register_eval(CLI::App& root) {
   app->add_option("--data", a.data, "directory with t10k-{images-idx3,labels-idx1}-ubyte[.gz]")->capture_default_str();
   app->add_option("--limit-test", a.limit_test, "use only the first N test images (0 = all)")->capture_default_str();
   app->add_option("--batch-size", a.eval.batch_size(), "evaluation batch size")->capture_default_str();
-  app->add_option("--precision", a.eval.precision(), "fp32, bf16 (autocast) or auto (bf16 on CUDA and on CPUs with native bf16)")
-      ->capture_default_str();
+  app->add_option("--precision", a.eval.precision(),
+                  "fp32, bf16 (autocast) or auto (bf16 on CUDA and on CPUs with native bf16); default: as trained");
   app->add_option("--device", a.eval.device(), "cpu, cuda or cuda:N (a LibTorch with CUDA)")->capture_default_str();
-  app->add_flag("--channels-last,!--no-channels-last", a.eval.channels_last(), "NHWC memory format")
-      ->capture_default_str();
+  app->add_flag("--channels-last,!--no-channels-last", a.eval.channels_last(), "NHWC memory format (default: as trained)");
   app->add_flag("--flip-tta,!--no-flip-tta", a.eval.flip_tta(),
                 "also classify each image's mirror image and average the two predictions (default: as trained)");
+  app->add_option("--shift-tta", a.eval.shift_tta(),
+                  "also classify copies shifted this many pixels up, down, left and right, average all predictions "
+                  "(default: as trained)")
+      ->check(CLI::Range(0, 8));
   app->add_flag("--json", a.json, "print the result as JSON");
   app->add_option("--confusion", a.confusion, "also draw the confusion matrix as a heatmap into this PNG");
   add_threads_flag(app, a.threads);

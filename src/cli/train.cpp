@@ -89,7 +89,12 @@ void print_config(const TrainArgs& a, int threads, bool cached, const Dataset& t
   fmt::print("  optimiser  SGD lr {} momentum {}{} weight_decay {} schedule {} label_smoothing {}\n", a.train.lr(),
              a.train.momentum(), a.train.nesterov() ? " (nesterov)" : "", a.train.weight_decay(),
              a.train.schedule(), a.train.label_smoothing());
-  if (a.train.flip_tta()) fmt::print("  evaluate   with mirror-image test-time augmentation (--flip-tta)\n");
+  if (a.train.flip_tta() || a.train.shift_tta() > 0) {
+    std::vector<std::string> views;
+    if (a.train.flip_tta()) views.emplace_back("mirror images (--flip-tta)");
+    if (a.train.shift_tta() > 0) views.push_back(fmt::format("{}-pixel shifts (--shift-tta)", a.train.shift_tta()));
+    fmt::print("  evaluate   with test-time augmentation: {}\n", fmt::join(views, ", "));
+  }
   fmt::print("  training   epochs {}  batch {}  precision {}  channels_last {}  threads {}  tensor_cache {}  seed {}{}\n",
              a.train.epochs(), a.train.batch_size(), a.train.precision(), yes_no(a.train.channels_last()), threads,
              yes_no(cached), a.train.seed(), a.train.device() == "cpu" ? "" : "  device " + a.train.device());
@@ -158,6 +163,7 @@ int run_train(CLI::App* app, TrainArgs& a) {
     if (given(app, "--micro-batch")) a.train.micro_batch(flags.micro_batch());
     if (given(app, "--recompute")) a.train.recompute(flags.recompute());
     if (given(app, "--flip-tta")) a.train.flip_tta(flags.flip_tta());
+    if (given(app, "--shift-tta")) a.train.shift_tta(flags.shift_tta());
   } else {
     const bool batch_norm_given = given(app, "--batch-norm"), image_size_given = given(app, "--image-size");
     apply_preset(app, a.preset);
@@ -388,6 +394,10 @@ Command register_train(CLI::App& root) {
       ->capture_default_str();
   app->add_flag("--flip-tta,!--no-flip-tta", a.train.flip_tta(),
                 "test-time augmentation: evaluate each image and its mirror image, average the two predictions")
+      ->capture_default_str();
+  app->add_option("--shift-tta", a.train.shift_tta(),
+                  "test-time augmentation: also evaluate copies shifted this many pixels up, down, left and right "
+                  "(each mirrored too under --flip-tta), average all predictions; 0 = off")
       ->capture_default_str();
   app->add_option("--seed", a.train.seed(), "seed for initialisation, shuffling and augmentation")
       ->capture_default_str();

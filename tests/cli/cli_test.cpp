@@ -55,15 +55,33 @@ TEST(Cli, TrainsEvaluatesAndResumesOnASmallSubset) {
   EXPECT_NE(r.out.find("epoch   3/3"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("epoch   2/3"), std::string::npos) << r.out;
 
+  auto word_after = [](const std::string& text, const std::string& key) {
+    const size_t at = text.find(key);
+    return at == std::string::npos ? std::string() : text.substr(at + key.size(), text.find(' ', at + key.size()) - at - key.size());
+  };
+  const std::string trained_precision = word_after(r.out, "precision "),
+                    trained_layout = word_after(r.out, "channels_last ");
+  ASSERT_FALSE(trained_precision.empty()) << r.out;
   r = vgg("eval --checkpoint " + dir.file("m.ckpt") + " --limit-test 300", dir);
   ASSERT_EQ(r.rc, 0) << r.err;
+  // Evaluated as the run evaluated itself unless told otherwise.
+  EXPECT_NE(r.out.find("evaluated  precision " + trained_precision + "  channels_last " + trained_layout + "  views 1"),
+            std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("test images 300"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("Ankle boot"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("confusion matrix"), std::string::npos) << r.out;
 
   r = vgg("eval --json --checkpoint " + dir.file("m.ckpt") + " --limit-test 100", dir);
   ASSERT_EQ(r.rc, 0) << r.err;
+  r = vgg("eval --json --checkpoint " + dir.file("m.ckpt") + " --limit-test 100 --precision fp32 --no-channels-last "
+          "--flip-tta --shift-tta 1",
+          dir);
+  ASSERT_EQ(r.rc, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["precision"], "fp32");
+  EXPECT_EQ(j["channels_last"], false);
+  EXPECT_EQ(j["views"], 10);
   EXPECT_EQ(j["count"], 100);
   EXPECT_EQ(j["confusion"].size(), 10u);
 }
@@ -82,12 +100,14 @@ TEST(Cli, PresetsSetEveryFlagAndExplicitFlagsWin) {
   EXPECT_NE(r.out.find("1000 training images, 10 test images"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("schedule constant"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("test-time augmentation"), std::string::npos) << r.out;
-  // fast: the default recipe, wider and longer, with mirror-image TTA.
+  // fast: the default network without dropout, longer, with 10-view TTA.
   r = vgg("train --preset fast --dry-run --limit-train 10 --limit-test 10", dir);
   ASSERT_EQ(r.rc, 0) << r.err;
-  EXPECT_NE(r.out.find("conv_arch 2x48,2x96,2x192  batch_norm yes"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("epochs 15  batch 128"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("test-time augmentation"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("conv_arch 2x32,2x64,2x128  batch_norm yes  fc_width 256  dropout 0 "), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("epochs 28  batch 128"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("test-time augmentation: mirror images (--flip-tta), 1-pixel shifts"), std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("schedule onecycle label_smoothing 0.1"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("crop_padding 2, hflip yes"), std::string::npos) << r.out;
   r = vgg("train --preset d2l --dry-run --lr 0.01 --limit-train 10 --limit-test 10", dir);
@@ -156,6 +176,10 @@ TEST(Cli, BadValuesGiveOneLineAndExitCode2) {
       {"train --arch vgg11 --image-size 16", "block 5"},
       {"train --batch-size 0", "--batch-size"},
       {"train --schedule weird", "--schedule"},
+      {"train --random-erasing 1.5", "--random-erasing"},
+      {"train --crop-padding -1", "--crop-padding"},
+      {"train --shift-tta 9", "--shift-tta"},
+      {"eval --checkpoint x.ckpt --shift-tta -1", "--shift-tta"},
       {"train --preset nope", "--preset"},
       {"train --data /no/such/dir", "/no/such/dir"},
       {"train --save /no/such/dir/x.ckpt", "--save"},

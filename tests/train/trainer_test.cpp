@@ -117,6 +117,45 @@ TEST(Evaluate, FlipTtaAveragesTheImageAndItsMirror) {
   }
 }
 
+TEST(Evaluate, TranslateShiftsContentAndFillsWithZeros) {
+  auto images = torch::arange(1, 17, torch::kInt64).to(torch::kUInt8).view({1, 1, 4, 4});
+  const torch::Tensor down = translate(images, 1, 0);
+  EXPECT_TRUE(torch::equal(down[0][0][0], torch::zeros({4}, torch::kUInt8)));
+  EXPECT_TRUE(torch::equal(down[0][0].narrow(0, 1, 3), images[0][0].narrow(0, 0, 3)));
+  const torch::Tensor left = translate(images, 0, -2);
+  EXPECT_TRUE(torch::equal(left[0][0].narrow(1, 0, 2), images[0][0].narrow(1, 2, 2)));
+  EXPECT_TRUE(torch::equal(left[0][0].narrow(1, 2, 2), torch::zeros({4, 2}, torch::kUInt8)));
+  EXPECT_TRUE(torch::equal(translate(images, 0, 0), images));
+  EXPECT_THROW(translate(images, 4, 0), c10::Error);
+}
+
+TEST(Evaluate, ShiftTtaAveragesTheFourShiftedCopies) {
+  EXPECT_EQ(tta_views(EvalOptions()).size(), 1u);
+  EXPECT_EQ(tta_views(EvalOptions().shift_tta(1)).size(), 5u);
+  EXPECT_EQ(tta_views(EvalOptions().shift_tta(2).flip_tta(true)).size(), 10u);
+  torch::manual_seed(4);
+  Dataset data = load_idx_dataset(VGG_DEFAULT_DATA_DIR, Split::Test, 10, 40);
+  ConvNet net = build_model(ModelOptions("1x8,1x16").image_size(28).fc_width(32).dropout(0));
+  const auto pre = PreprocessOptions().image_size(28).normalize(true);
+  const EvalResult tta = evaluate(net, data, pre, EvalOptions().shift_tta(2).flip_tta(true));
+  torch::NoGradGuard no_grad;
+  net->eval();
+  torch::Tensor p = torch::zeros({40, 10});
+  for (auto [dy, dx] : std::vector<std::pair<int64_t, int64_t>>{{0, 0}, {2, 0}, {-2, 0}, {0, 2}, {0, -2}}) {
+    // Shifting by hand: pad the uint8 images with zeros, cut the moved window.
+    torch::Tensor padded = torch::constant_pad_nd(data.images, {2, 2, 2, 2}, 0);
+    torch::Tensor moved = padded.narrow(2, 2 - dy, 28).narrow(3, 2 - dx, 28);
+    torch::Tensor x = preprocess(moved, pre);
+    p += torch::softmax(net->forward(x), 1) + torch::softmax(net->forward(x.flip({3})), 1);
+  }
+  p /= 10;
+  const double loss = -p.log().gather(1, data.labels.unsqueeze(1)).mean().item<double>();
+  EXPECT_NEAR(tta.loss, loss, 1e-5);
+  EXPECT_NEAR(tta.accuracy, p.argmax(1).eq(data.labels).to(torch::kFloat64).mean().item<double>(), 1e-12);
+  const EvalResult flip_only = evaluate(net, data, pre, EvalOptions().flip_tta(true));
+  EXPECT_GT(std::fabs(tta.loss - flip_only.loss), 1e-6);
+}
+
 TEST(Trainer, LearnsTheSyntheticTaskAndEvaluates) {
   test::TempDir dir;
   test::write_tiny_dataset(dir.str(), 200, 100);

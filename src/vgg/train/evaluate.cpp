@@ -2,6 +2,8 @@
 
 #include "vgg/train/precision.h"
 
+#include <cstdlib>
+
 namespace vgg {
 
 std::vector<double> EvalResult::per_class_accuracy() const {
@@ -15,7 +17,33 @@ std::vector<double> EvalResult::per_class_accuracy() const {
   return acc;
 }
 
-EvalResult evaluate(ConvNet& model, const Dataset& data, const PreprocessOptions& preprocess,
+std::vector<TtaView> tta_views(const EvalOptions& options) {
+  // Axis-aligned shifts scored better than diagonal ones or both together
+  // on a trained small VGG (0.9501 vs 0.9491 and 0.9496; README).
+  std::vector<std::pair<int64_t, int64_t>> shifts = {{0, 0}};
+  if (const int64_t s = options.shift_tta(); s > 0) {
+    shifts.insert(shifts.end(), {{s, 0}, {-s, 0}, {0, s}, {0, -s}});
+  }
+  std::vector<TtaView> views;
+  for (const auto& [dy, dx] : shifts) {
+    views.push_back({dy, dx, false});
+    if (options.flip_tta()) views.push_back({dy, dx, true});
+  }
+  return views;
+}
+
+torch::Tensor translate(const torch::Tensor& images, int64_t dy, int64_t dx) {
+  if (dy == 0 && dx == 0) return images;
+  const int64_t h = images.size(2), w = images.size(3);
+  TORCH_CHECK(std::abs(dy) < h && std::abs(dx) < w, "translate: shift (", dy, ", ", dx, ") beyond a ", h, "x", w,
+              " image");
+  const int64_t py = std::abs(dy), px = std::abs(dx);
+  // Pad all sides, then cut the window that puts the content (dy, dx) away.
+  torch::Tensor padded = torch::constant_pad_nd(images, {px, px, py, py}, 0);
+  return padded.narrow(2, py - dy, h).narrow(3, px - dx, w).contiguous();
+}
+
+EvalResult evaluate(ConvNet& model, const Dataset& data, const PreprocessOptions& preprocess_options,
                     const EvalOptions& options) {
   torch::NoGradGuard no_grad;
   const bool was_training = model->is_training();
@@ -26,28 +54,32 @@ EvalResult evaluate(ConvNet& model, const Dataset& data, const PreprocessOptions
   const torch::Device device = parse_device(options.device());
   double loss_sum = 0.0;
   int64_t correct = 0;
-  for (const auto& idx : epoch_batches(data.size(), options.batch_size(), false, 0, 0)) {
-    Batch b = make_batch(data, idx, preprocess);
-    torch::Tensor x = b.x.to(device);
+  const std::vector<TtaView> views = tta_views(options);
+  auto classify = [&](const torch::Tensor& images, const TtaView& v) {
+    torch::Tensor x = preprocess(translate(images, v.dy, v.dx), preprocess_options).to(device);
+    if (v.mirror) x = x.flip({3});
     if (options.channels_last()) x = to_channels_last(x);
-    torch::Tensor logits;
-    {
-      AutocastGuard autocast(options.precision(), device);
-      logits = model->forward(x);
-      if (options.flip_tta()) {
-        torch::Tensor mirrored = model->forward(options.channels_last() ? to_channels_last(x.flip({3})) : x.flip({3}));
-        // log of the mean probability: cross_entropy's log_softmax leaves it unchanged.
-        logits = ((torch::softmax(logits.to(torch::kFloat32), 1) + torch::softmax(mirrored.to(torch::kFloat32), 1)) / 2)
-                     .log();
-      }
+    AutocastGuard autocast(options.precision(), device);
+    return model->forward(x).to(torch::kFloat32);
+  };
+  for (const auto& idx : epoch_batches(data.size(), options.batch_size(), false, 0, 0)) {
+    torch::Tensor images = data.images.index_select(0, idx);
+    torch::Tensor labels = data.labels.index_select(0, idx);
+    torch::Tensor logits = classify(images, views[0]);
+    if (views.size() > 1) {
+      // The log of the mean probability over the views: cross_entropy's
+      // log_softmax leaves it unchanged.
+      torch::Tensor prob = torch::softmax(logits, 1);
+      for (size_t i = 1; i < views.size(); ++i) prob += torch::softmax(classify(images, views[i]), 1);
+      logits = (prob / static_cast<double>(views.size())).log();
     }
-    logits = logits.to(torch::kCPU, torch::kFloat32);
+    logits = logits.to(torch::kCPU);
     loss_sum += torch::nn::functional::cross_entropy(
-                    logits, b.y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                    logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                     .item<double>();
     torch::Tensor pred = logits.argmax(1);
-    correct += pred.eq(b.y).sum().item<int64_t>();
-    r.confusion.view(-1).index_add_(0, b.y * classes + pred, torch::ones_like(pred));
+    correct += pred.eq(labels).sum().item<int64_t>();
+    r.confusion.view(-1).index_add_(0, labels * classes + pred, torch::ones_like(pred));
   }
   r.count = data.size();
   r.loss = r.count ? loss_sum / static_cast<double>(r.count) : 0.0;

@@ -27,7 +27,23 @@ struct EvalOptions {
   // average the two predicted distributions (the loss is that average's).
   // Training with --hflip makes mirrored clothes in-distribution.
   TORCH_ARG(bool, flip_tta) = false;
+  // Test-time augmentation: also classify the four copies of each image
+  // translated by this many pixels up, down, left and right (at native
+  // resolution, zeros shifted in, as --crop-padding trains on); 0 = off.
+  // With flip_tta, each copy's mirror image too (10 views in all).
+  TORCH_ARG(int64_t, shift_tta) = 0;
 };
+
+// One test-time view: the image translated by (dy, dx) native pixels,
+// optionally mirrored.
+struct TtaView {
+  int64_t dy = 0, dx = 0;
+  bool mirror = false;
+};
+std::vector<TtaView> tta_views(const EvalOptions& options);
+
+// `images` (uint8 [B, C, H, W]) moved by (dy, dx) pixels, zeros shifted in.
+torch::Tensor translate(const torch::Tensor& images, int64_t dy, int64_t dx);
 
 // Runs the model in eval mode without autograd state over the whole set.
 EvalResult evaluate(ConvNet& model, const Dataset& data, const PreprocessOptions& preprocess,

@@ -30,7 +30,8 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
                      {"micro_batch", o.micro_batch()},
                      {"recompute", o.recompute()},
                      {"memory_budget", o.memory_budget()},
-                     {"flip_tta", o.flip_tta()}};
+                     {"flip_tta", o.flip_tta()},
+                     {"shift_tta", o.shift_tta()}};
 }
 
 void from_json(const nlohmann::json& j, TrainOptions& o) {
@@ -52,7 +53,8 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
       .micro_batch(j.value("micro_batch", int64_t{0}))
       .recompute(j.value("recompute", false))
       .memory_budget(j.value("memory_budget", int64_t{0}))
-      .flip_tta(j.value("flip_tta", false));
+      .flip_tta(j.value("flip_tta", false))
+      .shift_tta(j.value("shift_tta", int64_t{0}));
 }
 
 void validate(const TrainOptions& o) {
@@ -79,6 +81,7 @@ void validate(const TrainOptions& o) {
   if (!(o.label_smoothing() >= 0 && o.label_smoothing() < 1)) {
     fail("--label-smoothing", "0 <= s < 1", fmt::format("{}", o.label_smoothing()));
   }
+  if (o.shift_tta() < 0 || o.shift_tta() > 8) fail("--shift-tta", "0..8 pixels", std::to_string(o.shift_tta()));
   if (o.micro_batch() < 0) fail("--micro-batch", ">= 0", std::to_string(o.micro_batch()));
   if (o.memory_budget() < 0) fail("--memory-budget", "a positive size", std::to_string(o.memory_budget()));
   check_precision(o.precision());

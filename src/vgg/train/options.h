@@ -43,6 +43,8 @@ struct TrainOptions {
   TORCH_ARG(int64_t, memory_budget) = 0;
   // Evaluate with mirror-image test-time augmentation (EvalOptions::flip_tta).
   TORCH_ARG(bool, flip_tta) = false;
+  // And with shifted copies (EvalOptions::shift_tta).
+  TORCH_ARG(int64_t, shift_tta) = 0;
 };
 
 void to_json(nlohmann::json& j, const TrainOptions& o);

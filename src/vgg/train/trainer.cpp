@@ -233,7 +233,8 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
                                  .precision(train_.precision())
                                  .channels_last(train_.channels_last())
                                  .device(train_.device())
-                                 .flip_tta(train_.flip_tta());
+                                 .flip_tta(train_.flip_tta())
+                                 .shift_tta(train_.shift_tta());
     if (group_ != nullptr) {
       torch::Tensor mine = shard_indices(test->size(), group_->world_size(), group_->rank(), false, 0, 0, false);
       s.test = evaluate(model_, subset(*test, mine), preprocess_, eval);

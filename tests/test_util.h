@@ -5,12 +5,15 @@
 #include <zlib.h>
 
 #include <cstdint>
+#include <functional>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace vgg::test {
 
@@ -89,6 +92,45 @@ inline void write_tiny_dataset(const std::string& dir, uint32_t n_train, uint32_
     write_bytes(dir + "/" + name + "-images-idx3-ubyte" + ext, idx_bytes(2051, {n, side, side}, pixels), gz);
     write_bytes(dir + "/" + name + "-labels-idx1-ubyte" + ext, idx_bytes(2049, {n}, labels), gz);
   }
+}
+
+// Rewrites the metadata JSON text of the vgg checkpoint at `path` with
+// `edit` and seals the file again with a correct length and CRC-32, as a
+// forger would (layout in vgg/train/checkpoint.h: a 24-byte header, then
+// the payload: u64 metadata length, the metadata, the tensor records).
+inline void forge_text(const std::string& path, const std::function<void(std::string&)>& edit) {
+  std::ifstream in(path, std::ios::binary);
+  const std::string file{std::istreambuf_iterator<char>(in), {}};
+  auto get_le = [&file](size_t at) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<unsigned char>(file[at + i])} << (8 * i);
+    return v;
+  };
+  auto put_le = [](std::string& out, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  };
+  const size_t header = 24;
+  const uint64_t meta_len = get_le(header);
+  std::string meta = file.substr(header + 8, meta_len);
+  const std::string rest = file.substr(header + 8 + meta_len);
+  edit(meta);
+  std::string payload;
+  put_le(payload, meta.size(), 8);
+  payload += meta + rest;
+  std::string out = file.substr(0, 12);
+  put_le(out, payload.size(), 8);
+  put_le(out, crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(payload.data()), static_cast<uInt>(payload.size())),
+         4);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << out << payload;
+}
+
+// The same, editing the parsed metadata.
+inline void forge(const std::string& path, const std::function<void(nlohmann::json&)>& edit) {
+  forge_text(path, [&](std::string& text) {
+    nlohmann::json j = nlohmann::json::parse(text);
+    edit(j);
+    text = j.dump();
+  });
 }
 
 }  // namespace vgg::test

@@ -108,8 +108,7 @@ Command register_bench(CLI::App& root) {
   CLI::App* app = root.add_subcommand("bench", "time training steps and inference; report img/s and fraction of peak");
   add_model_flags(app, a.model);
   app->add_option("--batch-size", a.bench.batch_size(), "batch size")->capture_default_str();
-  app->add_option("--warmup", a.bench.warmup(), "untimed steps first")->capture_default_str();
-  app->add_option("--reps", a.bench.reps(), "timed steps (median and spread reported)")->capture_default_str();
+  add_repetition_flags(app, a.bench.warmup(), a.bench.reps(), "timed steps (median and spread reported)");
   app->add_option("--precision", a.bench.precision(), "fp32, bf16 or auto")->capture_default_str();
   app->add_flag("--channels-last,!--no-channels-last", a.bench.channels_last(), "NHWC memory format")
       ->capture_default_str();

@@ -45,7 +45,7 @@ void add_preprocess_flags(CLI::App* app, PreprocessOptions& o, bool augmentation
 
 void add_threads_flag(CLI::App* app, int& threads) {
   app->add_option("--threads", threads,
-                  "intra-op threads; 0 = OMP_NUM_THREADS if set, else one per core")
+                  "intra-op threads, 0..1024; 0 = OMP_NUM_THREADS if set, else one per core")
       ->capture_default_str();
 }
 
@@ -54,6 +54,11 @@ void add_tensor_cache_flag(CLI::App* app, bool& on) {
                 "reuse freed tensor memory instead of returning it to the OS each step (faster: no page faults; "
                 "off under --memory-budget)")
       ->capture_default_str();
+}
+
+void add_repetition_flags(CLI::App* app, int64_t& warmup, int64_t& reps, const std::string& what_is_timed) {
+  app->add_option("--warmup", warmup, "untimed steps first (0..1000)")->capture_default_str();
+  app->add_option("--reps", reps, what_is_timed + " (1..1000)")->capture_default_str();
 }
 
 bool configure_allocator(bool tensor_cache, bool memory_budget) {

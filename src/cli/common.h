@@ -18,6 +18,8 @@ namespace vgg::cli {
 void add_model_flags(CLI::App* app, ModelOptions& o);
 void add_preprocess_flags(CLI::App* app, PreprocessOptions& o, bool augmentation);
 void add_threads_flag(CLI::App* app, int& threads);
+// --warmup and --reps of bench, profile and compare (ranges: vgg/limits.h).
+void add_repetition_flags(CLI::App* app, int64_t& warmup, int64_t& reps, const std::string& what_is_timed);
 
 // --tensor-cache: keep freed tensor blocks for reuse (vgg/tensor_cache.h).
 void add_tensor_cache_flag(CLI::App* app, bool& on);

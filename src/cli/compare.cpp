@@ -126,8 +126,7 @@ Command register_compare(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--fc-width", a.model.fc_width(), "width of the hidden dense layers")->capture_default_str();
   app->add_option("--batch-size", a.timing.batch_size(), "batch for the timed training steps")->capture_default_str();
-  app->add_option("--reps", a.timing.reps(), "timed steps per model (the median is shown)")->capture_default_str();
-  app->add_option("--warmup", a.timing.warmup(), "untimed steps first")->capture_default_str();
+  add_repetition_flags(app, a.timing.warmup(), a.timing.reps(), "timed steps per model (the median is shown)");
   app->add_flag("--channels-last,!--no-channels-last", a.timing.channels_last(), "NHWC memory format, as vgg train can use")
       ->capture_default_str();
   app->add_flag("--time,!--no-time", a.time, "measure forward and backward time")->capture_default_str();

@@ -5,6 +5,7 @@
 #include "common.h"
 #include "vgg/data/dataset.h"
 #include "vgg/error.h"
+#include "vgg/limits.h"
 #include "vgg/image/charts.h"
 #include "vgg/sys.h"
 #include "vgg/train/checkpoint.h"
@@ -27,9 +28,7 @@ struct EvalArgs {
 
 int run_eval(CLI::App* app, EvalArgs& a) {
   if (a.limit_test < 0) throw UsageError(fmt::format("--limit-test: expected >= 0, found {}", a.limit_test));
-  if (a.eval.batch_size() < 1) {
-    throw UsageError(fmt::format("--batch-size: expected a positive number, found {}", a.eval.batch_size()));
-  }
+  check_batch_size(a.eval.batch_size());
   const torch::Device device = parse_device(a.eval.device());
   check_precision(a.eval.precision());
   check_data_flag(a.data);

@@ -30,12 +30,17 @@ int run_memory(CLI::App* app, MemoryArgs& a) {
   } else if (a.optimizer != "sgd") {
     throw UsageError(fmt::format("--optimizer: expected sgd or momentum, found '{}'", a.optimizer));
   }
-  if (a.memory.momentum() < 0 || a.memory.momentum() >= 1) {
-    throw UsageError(fmt::format("--momentum: expected 0 <= m < 1, found {}", a.memory.momentum()));
+  // Sizes are products of these; the bounds keep every product in int64.
+  if (a.dataset_images < 0 || a.dataset_images > 1'000'000'000) {
+    throw UsageError(fmt::format("--dataset-images: expected 0..1000000000, found {}", a.dataset_images));
   }
-  if (a.dataset_images < 0 || a.dataset_side < 1) {
-    throw UsageError(fmt::format("--dataset-images/--dataset-size: expected >= 0 images of side >= 1, found {} of {}",
-                                 a.dataset_images, a.dataset_side));
+  if (a.dataset_side < 1 || a.dataset_side > 65536) {
+    throw UsageError(fmt::format("--dataset-size: expected 1..65536, found {}", a.dataset_side));
+  }
+  if (static_cast<double>(a.dataset_images) * static_cast<double>(a.dataset_side * a.dataset_side) *
+          static_cast<double>(a.model.in_channels()) > 1e18) {
+    throw UsageError(fmt::format("--dataset-images: {} images of {}x{} would be more than an exabyte",
+                                 a.dataset_images, a.dataset_side, a.dataset_side));
   }
   a.memory.precision(resolve_precision(a.memory.precision()));
   const LayerTable layers = plan_layers(a.model);

@@ -108,8 +108,7 @@ Command register_profile(CLI::App& root) {
       "profile", "measured forward and backward time per layer, FLOP share and achieved GFLOP/s");
   add_model_flags(app, a.model);
   app->add_option("--batch-size", a.timing.batch_size(), "batch of the profiled training steps")->capture_default_str();
-  app->add_option("--reps", a.timing.reps(), "timed steps (each layer shows its median)")->capture_default_str();
-  app->add_option("--warmup", a.timing.warmup(), "untimed steps first")->capture_default_str();
+  add_repetition_flags(app, a.timing.warmup(), a.timing.reps(), "timed steps (each layer shows its median)");
   app->add_flag("--channels-last,!--no-channels-last", a.timing.channels_last(), "NHWC memory format, as vgg train can use")
       ->capture_default_str();
   app->add_flag("--json", a.json, "print the profile as JSON");

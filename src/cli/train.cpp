@@ -4,7 +4,6 @@
 
 #include <atomic>
 #include <csignal>
-#include <fstream>
 
 #include "commands.h"
 #include "common.h"
@@ -12,6 +11,7 @@
 #include "vgg/data/dataset.h"
 #include "vgg/dist/dist.h"
 #include "vgg/error.h"
+#include "vgg/io.h"
 #include "vgg/sys.h"
 #include "vgg/train/checkpoint.h"
 #include "vgg/train/precision.h"
@@ -35,6 +35,7 @@ struct TrainArgs {
   bool dry_run = false;
   int64_t max_steps = 0;
   bool deterministic = false;
+  bool allow_data_change = false;
   // Data parallel: from torchrun-style environment variables, or these flags.
   std::string dist_backend = "gloo";
   int world_size = 0, rank = -1, master_port = 0;
@@ -136,6 +137,7 @@ class ProgressBar {
 };
 
 int run_train(CLI::App* app, TrainArgs& a) {
+  DataRecord resumed_data;  // what the resumed checkpoint was trained on
   if (!a.resume.empty()) {
     // The checkpoint carries the whole configuration; flags may only extend
     // the run (e.g. --epochs), never change the architecture.
@@ -164,6 +166,23 @@ int run_train(CLI::App* app, TrainArgs& a) {
     if (given(app, "--recompute")) a.train.recompute(flags.recompute());
     if (given(app, "--flip-tta")) a.train.flip_tta(flags.flip_tta());
     if (given(app, "--shift-tta")) a.train.shift_tta(flags.shift_tta());
+    // The data are part of the run: a resume continues on the ones it was
+    // trained on (checkpoints before this record carry no directory).
+    resumed_data = meta.data;
+    if (!meta.data.dir.empty()) {
+      auto keep = [&](const char* flag, auto& value, const auto& stored) {
+        if (!given(app, flag)) {
+          value = stored;
+        } else if (value != stored && !a.allow_data_change) {
+          throw UsageError(fmt::format("{}: {} was trained with {} {}, not {}; drop the flag, or pass "
+                                       "--allow-data-change to continue on other data",
+                                       flag, a.resume, flag, stored, value));
+        }
+      };
+      keep("--data", a.data, meta.data.dir);
+      keep("--limit-train", a.limit_train, meta.data.limit_train);
+      keep("--limit-test", a.limit_test, meta.data.limit_test);
+    }
   } else {
     const bool batch_norm_given = given(app, "--batch-norm"), image_size_given = given(app, "--image-size");
     apply_preset(app, a.preset);
@@ -178,13 +197,18 @@ int run_train(CLI::App* app, TrainArgs& a) {
   sync_image_size(a.model, a.pre);
   const LayerTable layers = plan_layers(a.model);  // validates architecture flags before any work
   validate(a.train);
+  validate(a.pre);
   a.train.precision(resolve_precision(a.train.precision(), parse_device(a.train.device())));
   if (a.limit_train < 0) throw UsageError(fmt::format("--limit-train: expected >= 0, found {}", a.limit_train));
   if (a.limit_test < 0) throw UsageError(fmt::format("--limit-test: expected >= 0, found {}", a.limit_test));
   if (a.eval_every < 0) throw UsageError(fmt::format("--eval-every: expected >= 0, found {}", a.eval_every));
   if (!a.save.empty()) check_writable(a.save, "--save");
-  if (!a.metrics.empty()) check_writable(a.metrics, "--metrics");
-  if (!a.step_log.empty()) check_writable(a.step_log, "--step-log");
+  // Opened now: a log that cannot be written is refused before any work.
+  AppendLog metrics, step_log;
+  if (!a.dry_run) {
+    if (!a.metrics.empty()) metrics = AppendLog(a.metrics, "--metrics");
+    if (!a.step_log.empty()) step_log = AppendLog(a.step_log, "--step-log");
+  }
   if (a.max_steps < 0) throw UsageError(fmt::format("--max-steps: expected >= 0, found {}", a.max_steps));
   check_data_flag(a.data);
 
@@ -205,6 +229,14 @@ int run_train(CLI::App* app, TrainArgs& a) {
   if (a.deterministic) at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
   Dataset train = load_idx_dataset(a.data, Split::Train, a.model.num_classes(), a.limit_train);
   Dataset test = load_idx_dataset(a.data, Split::Test, a.model.num_classes(), a.limit_test);
+  const uint32_t train_crc = fingerprint(train);
+  if (resumed_data.train_count > 0 && !a.allow_data_change &&
+      (resumed_data.train_count != train.size() || resumed_data.train_crc != train_crc)) {
+    throw UsageError(fmt::format("--data: the training data in {} ({} images, CRC-32 {:08x}) differ from those {} was "
+                                 "trained on ({} images, CRC-32 {:08x}); pass --allow-data-change to continue on them",
+                                 a.data, train.size(), train_crc, a.resume, resumed_data.train_count,
+                                 resumed_data.train_crc));
+  }
   if (train.channels() != a.model.in_channels()) {
     throw UsageError(fmt::format("--in-channels: the model expects {} channels, the data in {} has {}",
                                  a.model.in_channels(), a.data, train.channels()));
@@ -251,7 +283,7 @@ int run_train(CLI::App* app, TrainArgs& a) {
   if (!a.resume.empty()) {
     CheckpointMeta meta = load_checkpoint_into(a.resume, trainer.model(), &trainer.optimizer());
     trainer.set_epochs_done(meta.epochs_done);
-    trainer.set_position({meta.step_in_epoch, meta.augment_rng, meta.global_rng});
+    trainer.set_position({meta.step_in_epoch, meta.augment_rng, meta.global_rng, meta.running});
     if (meta.step_in_epoch > 0) {
       fmt::print("resumed from {} at step {} of epoch {}\n", a.resume, meta.step_in_epoch, meta.epochs_done + 1);
     } else {
@@ -269,8 +301,7 @@ int run_train(CLI::App* app, TrainArgs& a) {
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  std::ofstream metrics;
-  if (!a.metrics.empty() && rank0) metrics.open(a.metrics, std::ios::app);
+  if (!rank0) metrics = AppendLog();  // rank 0 records the (reduced) metrics
 
   auto save = [&]() {
     if (a.save.empty() || !rank0) return;
@@ -279,17 +310,15 @@ int run_train(CLI::App* app, TrainArgs& a) {
     meta.step_in_epoch = pos.step_in_epoch;
     meta.augment_rng = pos.augment_rng;
     meta.global_rng = pos.global_rng;
+    meta.running = pos.running;
     meta.class_names = train.class_names;
-    // The data's own image size lets `vgg predict` bring any picture to the
-    // resolution the training images had before preprocessing resized them.
-    meta.extra = {{"data_image_size", train.height()}};
+    meta.data_image_size = train.height();
+    meta.data = {a.data, a.limit_train, a.limit_test, train.size(), train_crc};
     save_checkpoint(a.save, meta, trainer.model(), &trainer.optimizer());
   };
 
   ProgressBar bar(a.progress && rank0);
   EvalResult last_test;
-  std::ofstream step_log;
-  if (!a.step_log.empty()) step_log.open(a.step_log, std::ios::app);
   int64_t steps_done = 0;
   const auto t0 = std::chrono::steady_clock::now();
   while (trainer.epochs_done() < a.train.epochs()) {
@@ -301,12 +330,13 @@ int run_train(CLI::App* app, TrainArgs& a) {
       ++steps_done;
       if (step_log.is_open()) {
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        step_log << nlohmann::json{{"step", steps_done},          {"epoch", epoch},
-                                   {"loss", info.batch_loss},     {"seconds", seconds},
-                                   {"rss_bytes", current_rss_bytes()}, {"peak_rss_bytes", peak_rss_bytes()}}
-                        .dump()
-                 << "\n";
-        step_log.flush();
+        step_log.write_line(nlohmann::json{{"step", steps_done},
+                                           {"epoch", epoch},
+                                           {"loss", info.batch_loss},
+                                           {"seconds", seconds},
+                                           {"rss_bytes", current_rss_bytes()},
+                                           {"peak_rss_bytes", peak_rss_bytes()}}
+                                .dump());
       }
     };
     EpochStats s = trainer.run_epoch(train, eval ? &test : nullptr, on_step, &g_stop);
@@ -327,7 +357,8 @@ int run_train(CLI::App* app, TrainArgs& a) {
                  trainer.position().step_in_epoch, epoch);
       return 0;
     }
-    if (g_stop.load()) {
+    const bool epoch_done = trainer.epochs_done() >= epoch;
+    if (g_stop.load() && !epoch_done) {
       save();
       fmt::print(stderr, "vgg: interrupted at step {} of epoch {}; {}\n", trainer.position().step_in_epoch, epoch,
                  a.save.empty() ? "no --save path, so nothing was saved"
@@ -342,12 +373,15 @@ int run_train(CLI::App* app, TrainArgs& a) {
     if (sync && s.steps > 0) line += fmt::format("  all-reduce wait {:.1f} ms/step", 1e3 * s.allreduce_wait_seconds / s.steps);
     fmt::print("{}\n", line);
     std::fflush(stdout);
-    if (metrics.is_open()) {
-      metrics << to_json(s).dump() << "\n";
-      metrics.flush();
-    }
+    metrics.write_line(to_json(s).dump());
     if (s.test.count > 0) last_test = s.test;
     save();
+    if (g_stop.load()) {  // arrived during the epoch's evaluation: the epoch is complete and recorded
+      fmt::print(stderr, "vgg: interrupted after epoch {}; {}\n", epoch,
+                 a.save.empty() ? "no --save path, so nothing was saved"
+                                : fmt::format("saved {}; continue with: vgg train --resume {}", a.save, a.save));
+      return 130;
+    }
   }
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   fmt::print("training time {:.1f}s  peak memory (RSS) {}\n", total, format_bytes(static_cast<double>(peak_rss_bytes())));
@@ -420,6 +454,8 @@ Command register_train(CLI::App& root) {
   app->add_flag("--progress,!--no-progress", a.progress, "live progress bar when stderr is a terminal")
       ->capture_default_str();
   app->add_flag("--dry-run", a.dry_run, "print the effective configuration, check the data, and exit");
+  app->add_flag("--allow-data-change", a.allow_data_change,
+                "with --resume: continue on data other than those the checkpoint was trained on");
   app->add_flag("--deterministic", a.deterministic,
                 "deterministic algorithms; with the same --threads, a resumed run is bit-identical to an uninterrupted one");
   app->add_option("--max-steps", a.max_steps, "stop after N optimizer steps (0 = no limit; for benchmarks and tests)")

@@ -11,15 +11,18 @@
 #include <thread>
 
 #include "vgg/error.h"
+#include "vgg/limits.h"
 
 namespace vgg {
 
 int configure_threads(int n) {
-  if (n <= 0) {
+  check_threads(n);
+  if (n == 0) {
     // LibTorch here starts with one thread; honour OMP_NUM_THREADS if the
     // user set it, else use every core.
     const char* env = std::getenv("OMP_NUM_THREADS");
     n = env != nullptr ? std::atoi(env) : 0;
+    if (n > 0) check_threads(n, "OMP_NUM_THREADS");
     if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   }
   at::set_num_threads(n);
@@ -88,6 +91,7 @@ int64_t parse_bytes(const std::string& text, const std::string& flag) {
   if (used == 0 || scale == 0 || !(value > 0) || value * scale > 9e18) {
     throw UsageError(fmt::format("{}: expected a size such as 2GiB or 512MiB, found '{}'", flag, text));
   }
+  if (value * scale < 1) throw UsageError(fmt::format("{}: expected at least 1 byte, found '{}'", flag, text));
   return static_cast<int64_t>(value * scale);
 }
 

@@ -6,8 +6,10 @@
 
 namespace vgg {
 
-// Sets LibTorch's intra-op threads; n <= 0 means OMP_NUM_THREADS if set, else
-// one per core. Returns the count used.
+// Sets LibTorch's intra-op threads; 0 means OMP_NUM_THREADS if set, else
+// one per core; refuses (UsageError) anything outside 0..1024, where
+// OpenMP would try to start tens of thousands of threads. Returns the count
+// used.
 int configure_threads(int n);
 
 // Peak and current resident set size of this process (VmHWM / VmRSS).

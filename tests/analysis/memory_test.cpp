@@ -7,6 +7,7 @@
 #include "vgg/analysis/alloc_tracker.h"
 #include "vgg/error.h"
 #include "vgg/train/evaluate.h"
+#include "vgg/train/precision.h"
 #include "vgg/train/trainer.h"
 
 namespace vgg {
@@ -166,6 +167,12 @@ TEST(MemoryPlan, MatchesTheTensorPeakOfRealTrainingSteps) {
        TrainOptions().batch_size(16).micro_batch(8).recompute(true).precision("bf16").momentum(0.9)},
   };
   for (const auto& c : cases) {
+    if (c.train.precision() == "bf16" && !cpu_has_native_bf16()) {
+      // Without AVX512-BF16/AMX, bf16 autocast runs other kernels (with fp32
+      // temporaries) than the planner models; `auto` never picks bf16 there.
+      std::printf("skipped on this CPU (no native bf16): %s\n", c.name);
+      continue;
+    }
     const MemoryPlan p = plan_memory(plan_layers(c.model), MemoryOptions()
                                                                .batch_size(c.train.batch_size())
                                                                .micro_batch(c.train.micro_batch())
@@ -189,6 +196,7 @@ TEST(MemoryPlan, EvaluationPeakIsTheInferencePlan) {
   const int64_t n = 64;
   Dataset data{torch::randint(0, 256, {n, 1, 32, 32}, torch::kUInt8), torch::randint(0, 10, {n}, torch::kInt64), {}};
   for (const std::string precision : {"fp32", "bf16"}) {
+    if (precision == "bf16" && !cpu_has_native_bf16()) continue;  // as above
     const int64_t before = tracked_live_bytes();
     ConvNet net = build_model(model);
     reset_tracked_peak();

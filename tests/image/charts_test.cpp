@@ -131,3 +131,20 @@ TEST(Charts, PredictionGridFramesMistakesInRed) {
 
 }  // namespace
 }  // namespace vgg
+
+namespace vgg {
+namespace {
+
+TEST(Charts, NiceTicksStayFewAtMagnitudesPast2To53) {
+  // Epochs near 9e18 once hung `vgg plot`: adding 1 no longer moved the tick.
+  for (const auto& [lo, hi] : {std::pair<double, double>{9e18, 9e18 + 5}, {9e18, 9e18}, {-1e300, 1e300}, {1e18, 9e18}}) {
+    const auto t = nice_ticks(lo, hi, 10);
+    EXPECT_GE(t.size(), 2u);
+    EXPECT_LE(t.size(), 12u);
+    for (size_t i = 1; i < t.size(); ++i) EXPECT_GT(t[i], t[i - 1]);
+  }
+  EXPECT_EQ(nice_ticks(std::nan(""), 1, 6).size(), 2u);
+}
+
+}  // namespace
+}  // namespace vgg

@@ -13,7 +13,7 @@ CheckpointMeta meta_for(int64_t image_size, int64_t data_size, bool normalize = 
   CheckpointMeta m;
   m.model = ModelOptions("1x4").image_size(image_size);
   m.preprocess = PreprocessOptions().image_size(image_size).normalize(normalize);
-  if (data_size > 0) m.extra = {{"data_image_size", data_size}};
+  m.data_image_size = data_size;
   return m;
 }
 
@@ -96,6 +96,21 @@ TEST(Metrics, ReadsTheLastRun) {
     EXPECT_NE(std::string(e.what()).find("bad.jsonl line 2"), std::string::npos) << e.what();
   }
   EXPECT_THROW(read_metrics(dir.file("none.jsonl")), std::runtime_error);
+}
+
+TEST(Metrics, RefusesDevicesHugeEpochsAndDeepNesting) {
+  // /dev/zero is one endless line; epochs near 9e18 hung the chart's ticks.
+  EXPECT_NE(test::error_of<std::runtime_error>([] { read_metrics("/dev/zero"); }).find("character device"),
+            std::string::npos);
+  EXPECT_NE(test::error_of<std::runtime_error>([] {
+              parse_metrics(R"({"epoch":9000000000000000000,"train_loss":1,"train_accuracy":0.5})", "m");
+            }).find("epoch 9000000000000000000 is out of range"),
+            std::string::npos);
+  EXPECT_NE(test::error_of<std::runtime_error>([] {
+              parse_metrics(std::string(100000, '[') + std::string(100000, ']'), "m");
+            }).find("nested"),
+            std::string::npos);
+  EXPECT_EQ(parse_metrics(R"({"epoch":3,"train_loss":1,"train_accuracy":0.5})", "m").epochs[0].epoch, 3);
 }
 
 }  // namespace

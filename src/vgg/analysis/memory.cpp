@@ -6,6 +6,7 @@
 #include <map>
 
 #include "vgg/error.h"
+#include "vgg/limits.h"
 
 namespace vgg {
 namespace {
@@ -337,7 +338,10 @@ class StepSim {
 
 void check(const LayerTable& layers, const MemoryOptions& o) {
   if (layers.empty()) throw UsageError("memory plan: the layer table is empty");
-  if (o.batch_size() < 1) throw UsageError(fmt::format("--batch-size: expected >= 1, found {}", o.batch_size()));
+  check_batch_size(o.batch_size());
+  check_micro_batch(o.micro_batch());
+  check_momentum(o.momentum());
+  check_weight_decay(o.weight_decay());
   if (o.precision() != "fp32" && o.precision() != "bf16") {
     throw UsageError(fmt::format("--precision: expected fp32 or bf16, found '{}'", o.precision()));
   }

@@ -1,3 +1,4 @@
+#include "vgg/limits.h"
 #include "vgg/analysis/timing.h"
 
 #include <fmt/format.h>
@@ -72,13 +73,8 @@ std::pair<double, double> whole_step(ConvNet& model, const Inputs& in) {
 }  // namespace
 
 void validate(const TimingOptions& o) {
-  if (o.batch_size() < 1 || o.batch_size() > 65536) {
-    throw UsageError(fmt::format("--batch-size: expected 1..65536, found {}", o.batch_size()));
-  }
-  if (o.warmup() < 0 || o.warmup() > 1000) {
-    throw UsageError(fmt::format("--warmup: expected 0..1000, found {}", o.warmup()));
-  }
-  if (o.reps() < 1 || o.reps() > 1000) throw UsageError(fmt::format("--reps: expected 1..1000, found {}", o.reps()));
+  check_batch_size(o.batch_size());
+  check_repetitions(o.warmup(), o.reps());
 }
 
 double LayerProfile::layer_sum_ms() const {

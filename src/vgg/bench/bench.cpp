@@ -1,3 +1,4 @@
+#include "vgg/limits.h"
 #include "vgg/bench/bench.h"
 
 #include <fmt/format.h>
@@ -57,9 +58,8 @@ struct Setup {
 };
 
 Setup prepare(const ModelOptions& m, const BenchOptions& o) {
-  if (o.batch_size() < 1) throw UsageError(fmt::format("--batch-size: expected >= 1, found {}", o.batch_size()));
-  if (o.reps() < 1) throw UsageError(fmt::format("--reps: expected >= 1, found {}", o.reps()));
-  if (o.warmup() < 0) throw UsageError(fmt::format("--warmup: expected >= 0, found {}", o.warmup()));
+  check_batch_size(o.batch_size());
+  check_repetitions(o.warmup(), o.reps());
   const torch::Device device = parse_device(o.device());
   Setup s{device, resolve_precision(o.precision(), device)};
   s.model = build_model(m);

@@ -6,6 +6,10 @@
 
 #include <cmath>
 
+#include <fmt/format.h>
+
+#include "vgg/error.h"
+
 namespace vgg {
 
 void to_json(nlohmann::json& j, const PreprocessOptions& o) {
@@ -23,6 +27,19 @@ void from_json(const nlohmann::json& j, PreprocessOptions& o) {
       .hflip(j.at("hflip").get<bool>())
       // Absent in checkpoints written before the option existed.
       .random_erasing(j.value("random_erasing", 0.0));
+}
+
+void validate(const PreprocessOptions& o) {
+  if (o.crop_padding() < 0 || o.crop_padding() > 64) {
+    throw UsageError(fmt::format("--crop-padding: expected 0..64 pixels, found {}", o.crop_padding()));
+  }
+  if (!(o.random_erasing() >= 0 && o.random_erasing() <= 1)) {
+    throw UsageError(fmt::format("--random-erasing: expected a probability 0..1, found {}", o.random_erasing()));
+  }
+  if (!(std::fabs(o.mean()) <= 1e6)) throw UsageError(fmt::format("--mean: expected a finite number, found {}", o.mean()));
+  if (!(o.std() >= 1e-6 && o.std() <= 1e6)) {
+    throw UsageError(fmt::format("--std: expected 1e-6..1e6 (it divides every pixel), found {}", o.std()));
+  }
 }
 
 namespace {

@@ -35,6 +35,11 @@ struct PreprocessOptions {
 void to_json(nlohmann::json& j, const PreprocessOptions& o);
 void from_json(const nlohmann::json& j, PreprocessOptions& o);
 
+// Throws UsageError naming the flag of the first value out of range:
+// --crop-padding 0..64, --random-erasing 0..1, a finite mean, a std in
+// [1e-6, 1e6] (0 would turn every pixel into NaN).
+void validate(const PreprocessOptions& o);
+
 // uint8 [B, C, H, W] -> float [B, C, S, S]. Augmentation is applied only when
 // `augment` is non-null; it draws from that generator.
 torch::Tensor preprocess(const torch::Tensor& images, const PreprocessOptions& options,

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include "vgg/data/idx.h"
 
@@ -38,6 +39,22 @@ void check_data_dir(const std::string& dir) {
     idx_path(dir, s, false);
     idx_path(dir, s, true);
   }
+}
+
+uint32_t fingerprint(const Dataset& data) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (const torch::Tensor& t : {data.images, data.labels}) {
+    if (!t.defined() || t.numel() == 0) continue;
+    const torch::Tensor c = t.contiguous();
+    const auto* p = static_cast<const Bytef*>(c.data_ptr());
+    size_t left = static_cast<size_t>(c.numel()) * c.element_size();
+    while (left > 0) {  // zlib takes a uInt length
+      const uInt n = static_cast<uInt>(std::min<size_t>(left, size_t{1} << 30));
+      crc = crc32(crc, p, n);
+      p += n, left -= n;
+    }
+  }
+  return static_cast<uint32_t>(crc);
 }
 
 Dataset load_idx_dataset(const std::string& dir, Split split, int64_t num_classes, int64_t limit) {

@@ -37,6 +37,10 @@ std::string idx_path(const std::string& dir, Split split, bool labels);
 // Fashion-MNIST's when num_classes is 10, else the label numbers.
 Dataset load_idx_dataset(const std::string& dir, Split split, int64_t num_classes = 10, int64_t limit = 0);
 
+// CRC-32 of the images and labels: tells whether a resumed run's data are
+// the ones its checkpoint was trained on.
+uint32_t fingerprint(const Dataset& data);
+
 // Throws DataError when dir lacks any of the four IDX files.
 void check_data_dir(const std::string& dir);
 

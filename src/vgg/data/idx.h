@@ -23,15 +23,25 @@ struct IdxArray {
   std::vector<uint8_t> data;   // row-major, dims multiplied out
 };
 
-// Reads the whole file (decompressing gzip if present). Throws DataError.
-std::vector<uint8_t> read_file_bytes(const std::string& path);
-
 constexpr uint32_t kLabelMagic = 2049;  // 1 dimension: N
 constexpr uint32_t kImageMagic = 2051;  // 3 dimensions: N, rows, cols
 
 // Parses IDX bytes of unsigned bytes whose magic must equal expected_magic;
 // `what` names the source in error messages.
 IdxArray parse_idx(const std::vector<uint8_t>& bytes, const std::string& what, uint32_t expected_magic);
+
+// A gzip-compressed IDX file may promise at most this many bytes per
+// compressed byte (real image data compresses 2-5x; a gzip bomb ~1000x),
+// except that files promising up to kGzipAllowance bytes are always read.
+constexpr int64_t kMaxGzipRatio = 200;
+constexpr int64_t kGzipAllowance = int64_t{16} << 20;
+
+// Reads one IDX file (gzip-compressed or raw, told apart by content) from a
+// regular file, streaming: the header is read and checked first (magic,
+// sizes, the promised size against the compressed size and the memory
+// available), then exactly the promised bytes, so peak memory is the data
+// itself. Throws DataError.
+IdxArray read_idx(const std::string& path, uint32_t expected_magic);
 
 // IDX image file: magic 2051, 3 dims (N, rows, cols), uint8 pixels.
 IdxArray read_idx_images(const std::string& path);

@@ -215,8 +215,11 @@ Color heat(double t) {
 }  // namespace
 
 std::vector<double> nice_ticks(double lo, double hi, int max_ticks) {
+  if (!std::isfinite(lo) || !std::isfinite(hi)) return {0.0, 1.0};
   if (!(hi > lo)) hi = lo + 1;
   const double raw = (hi - lo) / std::max(1, max_ticks - 1);
+  // lo + 1 == lo past 2^53: no step fits between them.
+  if (!(raw > 0)) return {lo, std::nextafter(lo, HUGE_VAL)};
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
   double step = mag;
   for (double m : {1.0, 2.0, 2.5, 5.0, 10.0}) {
@@ -225,11 +228,21 @@ std::vector<double> nice_ticks(double lo, double hi, int max_ticks) {
   }
   std::vector<double> t;
   const double first = std::floor(lo / step + 1e-9);
-  for (double k = first; (k - 1) * step < hi - 1e-9 * step; k += 1) {
+  // Counted by an integer, at most max_ticks + 2 of them: at magnitudes past
+  // 2^53 adding 1 to a double no longer moves it, and a loop on the double
+  // would never end.
+  for (int i = 0; i <= max_ticks + 1; ++i) {
+    const double k = first + i;
+    if (!((k - 1) * step < hi - 1e-9 * step)) break;
     const double v = k * step;  // multiplied, not summed: no drift
+    if (!t.empty() && !(v > t.back())) break;  // no longer distinguishable
     t.push_back(std::fabs(v) < 1e-12 ? 0.0 : v);
   }
-  if (t.size() < 2) t.push_back((first + 1) * step);
+  if (t.empty()) t.push_back(first * step);
+  if (t.size() < 2) {
+    const double next = (first + 1) * step;
+    t.push_back(next > t.back() ? next : std::nextafter(t.back(), HUGE_VAL));
+  }
   return t;
 }
 

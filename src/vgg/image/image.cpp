@@ -10,13 +10,22 @@
 #include <fstream>
 #include <memory>
 
+#include "vgg/io.h"
+
 namespace vgg {
 namespace {
 
+// A 100-megapixel picture stored without compression (PPM, 3 bytes a pixel)
+// is 300 MB; nothing this program reads is larger.
+constexpr int64_t kMaxImageFileBytes = int64_t{320} << 20;
+
 std::vector<uint8_t> read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ImageError(fmt::format("cannot open image {}: {}", path, std::strerror(errno)));
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  try {
+    const std::string bytes = read_regular_file(path, kMaxImageFileBytes, "image");
+    return {bytes.begin(), bytes.end()};
+  } catch (const FileError& e) {
+    throw ImageError(e.what());
+  }
 }
 
 // Compressed formats can declare any size in a few bytes; refuse before

@@ -1,6 +1,8 @@
 #include "vgg/train/checkpoint.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <fmt/format.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -11,6 +13,7 @@
 #include <map>
 
 #include "vgg/error.h"
+#include "vgg/io.h"
 
 namespace vgg {
 namespace {
@@ -46,22 +49,22 @@ uint32_t crc32_of(const std::string& data) {
   return static_cast<uint32_t>(crc);
 }
 
-void write_all(int fd, const char* data, size_t size, const std::string& path) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw CheckpointError(fmt::format("cannot write checkpoint {}: {}", path, std::strerror(errno)));
-    }
-    data += n, size -= static_cast<size_t>(n);
-  }
-}
-
 nlohmann::json meta_to_json(const CheckpointMeta& m) {
-  return {{"format_version", kCheckpointVersion}, {"model", m.model},       {"preprocess", m.preprocess},
-          {"train", m.train},                     {"epochs_done", m.epochs_done}, {"step_in_epoch", m.step_in_epoch},
+  return {{"format_version", kCheckpointVersion},
+          {"model", m.model},
+          {"preprocess", m.preprocess},
+          {"train", m.train},
+          {"epochs_done", m.epochs_done},
+          {"step_in_epoch", m.step_in_epoch},
+          {"running", {{"loss_sum", m.running.loss_sum}, {"correct", m.running.correct}, {"seen", m.running.seen}}},
           {"class_names", m.class_names},
-          {"extra", m.extra}};
+          {"data_image_size", m.data_image_size},
+          {"data",
+           {{"dir", m.data.dir},
+            {"limit_train", m.data.limit_train},
+            {"limit_test", m.data.limit_test},
+            {"train_count", m.data.train_count},
+            {"train_crc", m.data.train_crc}}}};
 }
 
 CheckpointMeta meta_from_json(const nlohmann::json& j) {
@@ -71,9 +74,34 @@ CheckpointMeta meta_from_json(const nlohmann::json& j) {
   m.train = j.at("train").get<TrainOptions>();
   m.epochs_done = j.at("epochs_done").get<int64_t>();
   m.step_in_epoch = j.value("step_in_epoch", int64_t{0});
+  if (j.contains("running")) {
+    const auto& r = j.at("running");
+    m.running.loss_sum = r.at("loss_sum").get<double>();
+    m.running.correct = r.at("correct").get<int64_t>();
+    m.running.seen = r.at("seen").get<int64_t>();
+  }
   m.class_names = j.at("class_names").get<std::vector<std::string>>();
-  m.extra = j.value("extra", nlohmann::json::object());
+  if (j.contains("data_image_size")) {
+    m.data_image_size = j.at("data_image_size").get<int64_t>();
+  } else if (j.contains("extra") && j.at("extra").is_object() && j.at("extra").contains("data_image_size")) {
+    m.data_image_size = j.at("extra").at("data_image_size").get<int64_t>();  // checkpoints before 2026-12
+  }
+  if (j.contains("data")) {
+    const auto& d = j.at("data");
+    m.data.dir = d.at("dir").get<std::string>();
+    m.data.limit_train = d.at("limit_train").get<int64_t>();
+    m.data.limit_test = d.at("limit_test").get<int64_t>();
+    m.data.train_count = d.at("train_count").get<int64_t>();
+    m.data.train_crc = d.at("train_crc").get<uint32_t>();
+  }
   return m;
+}
+
+// The state of a CPU generator is a fixed-size byte tensor; anything else
+// would make set_state throw deep inside LibTorch.
+int64_t cpu_generator_state_bytes() {
+  static const int64_t n = at::detail::createCPUGenerator(0).get_state().numel();
+  return n;
 }
 
 // The payload is our own plain format (the JSON metadata, then named tensor
@@ -84,6 +112,9 @@ CheckpointMeta meta_from_json(const nlohmann::json& j) {
 constexpr uint32_t kMaxRecords = 1u << 20;
 constexpr uint32_t kMaxName = 4096;
 constexpr uint32_t kMaxDims = 8;
+// The metadata is a few kB of options and class names.
+constexpr int kMaxMetaDepth = 16;
+constexpr size_t kMaxMetaBytes = size_t{16} << 20;
 
 uint8_t dtype_code(at::ScalarType t) {
   switch (t) {
@@ -182,19 +213,19 @@ Payload parse_payload(std::string bytes, const std::string& path) {
   Payload p;
   Reader r(bytes, path);
   try {
-    p.meta = meta_from_json(nlohmann::json::parse(r.str(r.le(8))));
+    const uint64_t meta_len = r.le(8);
+    p.meta = meta_from_json(parse_json_bounded(r.str(meta_len), kMaxMetaDepth, kMaxMetaBytes,
+                                               fmt::format("checkpoint {} metadata", path)));
   } catch (const nlohmann::json::exception& e) {
     throw CheckpointError(fmt::format("checkpoint {} has unreadable metadata: {}", path, e.what()));
   } catch (const UsageError& e) {
     throw CheckpointError(fmt::format("checkpoint {} has impossible options: {}", path, e.what()));
+  } catch (const FileError& e) {
+    throw CheckpointError(e.what());
   }
+  validate_meta(p.meta, path);
   // A model larger than the file cannot be in it; refuse before allocating.
-  int64_t params = 0;
-  try {
-    params = total_params(plan_layers(p.meta.model));
-  } catch (const UsageError& e) {
-    throw CheckpointError(fmt::format("checkpoint {} has impossible options: {}", path, e.what()));
-  }
+  const int64_t params = total_params(plan_layers(p.meta.model));
   if (params > static_cast<int64_t>(bytes.size() / 4)) {
     throw CheckpointError(fmt::format("checkpoint {} is corrupt: its options describe {} parameters, more than its {} bytes can hold",
                                       path, params, bytes.size()));
@@ -232,6 +263,12 @@ Payload parse_payload(std::string bytes, const std::string& path) {
     if (a == p.records.end() || g == p.records.end()) {
       throw CheckpointError(fmt::format("checkpoint {} is corrupt: an interrupted epoch without its generator states", path));
     }
+    for (const auto* rec : {&a->second, &g->second}) {
+      if (rec->scalar_type() != at::kByte || rec->dim() != 1 || rec->numel() != cpu_generator_state_bytes()) {
+        throw CheckpointError(fmt::format("checkpoint {} is corrupt: a generator state is not {} bytes", path,
+                                          cpu_generator_state_bytes()));
+      }
+    }
     p.meta.augment_rng = a->second;
     p.meta.global_rng = g->second;
   }
@@ -239,9 +276,13 @@ Payload parse_payload(std::string bytes, const std::string& path) {
 }
 
 Payload read_payload(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw CheckpointError(fmt::format("cannot open checkpoint {}: {}", path, std::strerror(errno)));
-  return parse_payload(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), path);
+  std::string bytes;
+  try {
+    bytes = read_regular_file(path, kMaxCheckpointBytes, "checkpoint");
+  } catch (const FileError& e) {
+    throw CheckpointError(e.what());
+  }
+  return parse_payload(std::move(bytes), path);
 }
 
 std::string momentum_key(size_t index) { return fmt::format("optimizer/momentum/{}", index); }
@@ -268,8 +309,8 @@ void load_state(Payload& p, const std::string& path, ConvNet& model, torch::opti
   for (size_t i = 0; i < params.size(); ++i) {
     auto it = p.records.find(momentum_key(i));
     if (it == p.records.end()) continue;
-    if (it->second.sizes() != params[i].sizes()) {
-      throw CheckpointError(fmt::format("checkpoint {} does not match the model: momentum buffer {} has the wrong shape", path, i));
+    if (it->second.sizes() != params[i].sizes() || it->second.scalar_type() != params[i].scalar_type()) {
+      throw CheckpointError(fmt::format("checkpoint {} does not match the model: momentum buffer {} has the wrong shape or type", path, i));
     }
     auto state = std::make_unique<torch::optim::SGDParamState>();
     state->momentum_buffer(torch::empty_like(params[i]).copy_(it->second));  // the parameter's strides
@@ -279,15 +320,85 @@ void load_state(Payload& p, const std::string& path, ConvNet& model, torch::opti
 
 }  // namespace
 
-void check_writable(const std::string& path, const std::string& flag) {
-  const std::string dir = dir_of(path);
-  if (::access(dir.c_str(), W_OK) != 0) {
-    throw UsageError(fmt::format("{}: cannot write to directory {} of {}: {}", flag, dir, path, std::strerror(errno)));
+void validate_meta(const CheckpointMeta& m, const std::string& path) {
+  auto bad = [&path](const std::string& what) {
+    throw CheckpointError(fmt::format("checkpoint {} is invalid: {}", path, what));
+  };
+  try {
+    plan_layers(m.model);
+    validate(m.train);
+    validate(m.preprocess);
+  } catch (const UsageError& e) {
+    bad(fmt::format("impossible options: {}", e.what()));
+  }
+  if (m.preprocess.image_size() != m.model.image_size()) {
+    bad(fmt::format("preprocess.image_size is {} but the model takes {}x{} inputs", m.preprocess.image_size(),
+                    m.model.image_size(), m.model.image_size()));
+  }
+  const int64_t classes = m.model.num_classes();
+  if (!m.class_names.empty() && static_cast<int64_t>(m.class_names.size()) != classes) {
+    bad(fmt::format("class_names has {} names for {} classes", m.class_names.size(), classes));
+  }
+  for (const auto& name : m.class_names) {
+    if (name.size() > 1024) bad(fmt::format("a class name of {} bytes (at most 1024)", name.size()));
+  }
+  if (m.epochs_done < 0 || m.epochs_done > m.train.epochs()) {
+    bad(fmt::format("epochs_done is {}, expected 0..{} (train.epochs)", m.epochs_done, m.train.epochs()));
+  }
+  if (m.step_in_epoch < 0 || m.step_in_epoch > (int64_t{1} << 40)) {
+    bad(fmt::format("step_in_epoch is {}", m.step_in_epoch));
+  }
+  if (m.step_in_epoch > 0 && m.epochs_done >= m.train.epochs()) bad("an interrupted epoch after the last epoch");
+  const EpochTotals& r = m.running;
+  // Summed over every data-parallel rank, so not bounded by one rank's steps.
+  if (!(r.loss_sum >= 0 && r.loss_sum < 1e300) || r.seen < 0 || r.correct < 0 || r.correct > r.seen ||
+      r.seen > (int64_t{1} << 50) || (m.step_in_epoch == 0 && r.seen != 0)) {
+    bad(fmt::format("the interrupted epoch's sums (loss {}, {} of {} correct) do not fit {} steps", r.loss_sum,
+                    r.correct, r.seen, m.step_in_epoch));
+  }
+  if (m.data_image_size < 0 || m.data_image_size > 4096) {
+    bad(fmt::format("data_image_size is {}, expected 0..4096", m.data_image_size));
+  }
+  const DataRecord& d = m.data;
+  if (d.dir.size() > 4096 || d.limit_train < 0 || d.limit_test < 0 || d.train_count < 0) {
+    bad("the data record has a negative count or an overlong directory");
   }
 }
 
-void save_checkpoint(const std::string& path, const CheckpointMeta& meta, ConvNet& model,
+void check_writable(const std::string& path, const std::string& flag) { resolve_output_file(path, flag); }
+
+namespace {
+
+// `dir/name.tmp.PID` files whose PID is not running: a writer killed during
+// a save left them behind. Temporary files of live writers are kept.
+void remove_stale_temporaries(const std::string& target) {
+  const std::string dir = dir_of(target);
+  const std::string name = target.substr(target.find_last_of('/') == std::string::npos ? 0 : target.find_last_of('/') + 1);
+  const std::string prefix = name + ".tmp.";
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string f = e->d_name;
+    if (f.size() <= prefix.size() || f.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string pid_text = f.substr(prefix.size());
+    if (pid_text.size() > 9 || pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+    if (pid == ::getpid() || (::kill(pid, 0) != 0 && errno == ESRCH)) ::unlink((dir + "/" + f).c_str());
+  }
+  ::closedir(d);
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& requested, const CheckpointMeta& meta, ConvNet& model,
                      torch::optim::Optimizer* optimizer) {
+  std::string path;
+  try {
+    path = resolve_output_file(requested, "--save");
+  } catch (const UsageError& e) {
+    throw CheckpointError(e.what());
+  }
+  remove_stale_temporaries(path);
   std::string payload;
   const std::string meta_json = meta_to_json(meta).dump();
   put_le(payload, meta_json.size(), 8);
@@ -321,8 +432,12 @@ void save_checkpoint(const std::string& path, const CheckpointMeta& meta, ConvNe
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw CheckpointError(fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
   try {
-    write_all(fd, header.data(), header.size(), tmp);
-    write_all(fd, payload.data(), payload.size(), tmp);
+    try {
+      write_all_fd(fd, header.data(), header.size(), tmp);
+      write_all_fd(fd, payload.data(), payload.size(), tmp);
+    } catch (const FileError& e) {
+      throw CheckpointError(e.what());
+    }
     if (::fsync(fd) != 0) throw CheckpointError(fmt::format("cannot fsync {}: {}", tmp, std::strerror(errno)));
   } catch (...) {
     ::close(fd);

@@ -25,20 +25,46 @@ struct CheckpointError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// What a run trained on, so that a resume continues on the same data.
+struct DataRecord {
+  std::string dir;  // --data; empty in checkpoints written before this record
+  int64_t limit_train = 0, limit_test = 0;
+  int64_t train_count = 0;     // training images used
+  uint32_t train_crc = 0;      // CRC-32 of those images and labels
+};
+
 struct CheckpointMeta {
   ModelOptions model;
   PreprocessOptions preprocess;
   TrainOptions train;
   int64_t epochs_done = 0;
   // Set when saved inside an epoch (interrupt, --max-steps): the steps taken
-  // in epoch epochs_done + 1 and the random generators' states then.
+  // in epoch epochs_done + 1, the random generators' states then and the
+  // epoch's running sums.
   int64_t step_in_epoch = 0;
   torch::Tensor augment_rng, global_rng;
+  EpochTotals running;
+  // One per class (checked against model.num_classes when loaded).
   std::vector<std::string> class_names;
-  nlohmann::json extra = nlohmann::json::object();  // e.g. last metrics
+  // Side of the training data's own images, before preprocessing resized
+  // them: `vgg predict` brings any picture to it first (0 = unknown).
+  int64_t data_image_size = 0;
+  DataRecord data;
 };
 
-// Writes atomically; throws CheckpointError naming the path on failure.
+// Every field of `meta` checked against its own invariants and the model
+// it describes (a file built by someone else passes the CRC: each field is
+// untrusted). Throws CheckpointError naming `path` and the field.
+void validate_meta(const CheckpointMeta& meta, const std::string& path);
+
+// Checkpoints at most this large are read (vgg19 with momentum is ~1.1 GB).
+constexpr int64_t kMaxCheckpointBytes = int64_t{16} << 30;
+
+// Writes atomically; throws CheckpointError naming the path on failure. A
+// symlink is followed (the file it points to is replaced, the link stays);
+// anything but a regular file at the target is refused. Temporary files
+// left by a writer that was killed (`PATH.tmp.PID` of a dead PID) are
+// removed.
 void save_checkpoint(const std::string& path, const CheckpointMeta& meta, ConvNet& model,
                      torch::optim::Optimizer* optimizer);
 
@@ -61,7 +87,9 @@ CheckpointMeta read_checkpoint_meta(const std::string& path);
 // whose architecture differs (the message names the differing option).
 CheckpointMeta load_checkpoint_into(const std::string& path, ConvNet& model, torch::optim::Optimizer* optimizer);
 
-// Throws UsageError if the directory of `path` is not writable.
+// Throws UsageError if `path` cannot be the target of save_checkpoint (its
+// directory is not writable, it is a device or a directory, a dangling
+// symlink).
 void check_writable(const std::string& path, const std::string& flag);
 
 }  // namespace vgg

@@ -4,22 +4,33 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
+#include <cmath>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "vgg/io.h"
+
 namespace vgg {
+namespace {
+
+constexpr int64_t kMaxEpoch = 1'000'000'000;
+
+}  // namespace
 
 MetricsLog read_metrics(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(fmt::format("cannot open metrics file {}: {}", path, std::strerror(errno)));
+  return parse_metrics(read_regular_file(path, int64_t{256} << 20, "metrics file"), path);
+}
+
+MetricsLog parse_metrics(const std::string& text, const std::string& path) {
+  std::istringstream in(text);
   MetricsLog log;
   std::string line;
   for (int n = 1; std::getline(in, line); ++n) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     EpochRecord r;
     try {
-      const auto j = nlohmann::json::parse(line);
+      const auto j = parse_json_bounded(line, 8, line.size(), fmt::format("{} line {}", path, n));
       r.epoch = j.at("epoch").get<int64_t>();
       r.train_loss = j.at("train_loss").get<double>();
       r.train_accuracy = j.at("train_accuracy").get<double>();
@@ -30,6 +41,16 @@ MetricsLog read_metrics(const std::string& path) {
       throw std::runtime_error(fmt::format("{} line {}: expected a JSON object with epoch, train_loss and "
                                            "train_accuracy (as vgg train --metrics writes): {}",
                                            path, n, what));
+    }
+    // Charts count epochs on a double axis; past 2^53 the ticks stop moving.
+    if (r.epoch < 1 || r.epoch > kMaxEpoch) {
+      throw std::runtime_error(fmt::format("{} line {}: epoch {} is out of range (expected 1..{})", path, n, r.epoch,
+                                           kMaxEpoch));
+    }
+    auto finite = [](double v) { return std::isfinite(v); };
+    if (!finite(r.train_loss) || !finite(r.train_accuracy) || (r.test_loss && !finite(*r.test_loss)) ||
+        (r.test_accuracy && !finite(*r.test_accuracy))) {
+      throw std::runtime_error(fmt::format("{} line {}: a loss or accuracy is not a finite number", path, n));
     }
     if (log.epochs.empty() || r.epoch <= log.epochs.back().epoch) {
       log.epochs.clear();

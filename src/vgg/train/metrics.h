@@ -24,6 +24,10 @@ struct MetricsLog {
 // to, it may hold several runs; a run starts wherever the epoch number does
 // not increase, and the last run is returned (a resumed run continues its
 // numbering, so it stays one run).
+// The file must be a regular file of at most 256 MiB, and epochs 1..1e9.
 MetricsLog read_metrics(const std::string& path);
+
+// The same from text in memory; `what` names it in errors.
+MetricsLog parse_metrics(const std::string& text, const std::string& what);
 
 }  // namespace vgg

@@ -9,6 +9,7 @@
 #include "vgg/train/precision.h"
 
 #include "vgg/error.h"
+#include "vgg/limits.h"
 
 namespace vgg {
 
@@ -62,15 +63,11 @@ void validate(const TrainOptions& o) {
     throw UsageError(fmt::format("{}: expected {}, found {}", flag, expected, found));
   };
   if (o.epochs() < 1 || o.epochs() > 100000) fail("--epochs", "1..100000", std::to_string(o.epochs()));
-  if (o.batch_size() < 1 || o.batch_size() > 65536) fail("--batch-size", "1..65536", std::to_string(o.batch_size()));
-  if (o.eval_batch_size() < 1 || o.eval_batch_size() > 65536) {
-    fail("--eval-batch-size", "1..65536", std::to_string(o.eval_batch_size()));
-  }
+  check_batch_size(o.batch_size());
+  check_batch_size(o.eval_batch_size(), "--eval-batch-size");
   if (!(o.lr() > 0 && o.lr() <= 100)) fail("--lr", "a number in (0, 100]", fmt::format("{}", o.lr()));
-  if (!(o.momentum() >= 0 && o.momentum() < 1)) fail("--momentum", "0 <= m < 1", fmt::format("{}", o.momentum()));
-  if (!(o.weight_decay() >= 0 && o.weight_decay() < 1)) {
-    fail("--weight-decay", "0 <= wd < 1", fmt::format("{}", o.weight_decay()));
-  }
+  check_momentum(o.momentum());
+  check_weight_decay(o.weight_decay());
   if (o.nesterov() && o.momentum() == 0) fail("--nesterov", "a non-zero --momentum", "momentum 0");
   const std::string& s = o.schedule();
   if (s != "constant" && s != "step" && s != "cosine" && s != "onecycle") {
@@ -82,7 +79,7 @@ void validate(const TrainOptions& o) {
     fail("--label-smoothing", "0 <= s < 1", fmt::format("{}", o.label_smoothing()));
   }
   if (o.shift_tta() < 0 || o.shift_tta() > 8) fail("--shift-tta", "0..8 pixels", std::to_string(o.shift_tta()));
-  if (o.micro_batch() < 0) fail("--micro-batch", ">= 0", std::to_string(o.micro_batch()));
+  check_micro_batch(o.micro_batch());
   if (o.memory_budget() < 0) fail("--memory-budget", "a positive size", std::to_string(o.memory_budget()));
   check_precision(o.precision());
 }

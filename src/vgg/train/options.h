@@ -47,6 +47,13 @@ struct TrainOptions {
   TORCH_ARG(int64_t, shift_tta) = 0;
 };
 
+// The running sums of an epoch in progress, kept across an interruption so
+// a resumed epoch reports its loss and accuracy over all of its steps.
+struct EpochTotals {
+  double loss_sum = 0;  // sum over images of the per-image loss
+  int64_t correct = 0, seen = 0;
+};
+
 void to_json(nlohmann::json& j, const TrainOptions& o);
 void from_json(const nlohmann::json& j, TrainOptions& o);
 

@@ -6,12 +6,7 @@
 
 namespace vgg {
 
-int64_t data_image_size(const CheckpointMeta& meta) {
-  if (meta.extra.is_object() && meta.extra.contains("data_image_size")) {
-    return meta.extra["data_image_size"].get<int64_t>();
-  }
-  return 0;
-}
+int64_t data_image_size(const CheckpointMeta& meta) { return meta.data_image_size; }
 
 torch::Tensor prepare_image(const Image& image, const CheckpointMeta& meta, bool invert) {
   torch::Tensor x = image_to_tensor(image, meta.model.in_channels());  // uint8 [C, H, W]

@@ -19,7 +19,7 @@ namespace vgg {
 //     photo of dark things on white wants this);
 //  3. centred on a black square, so the aspect ratio survives;
 //  4. resized (antialiased) to the training data's own size, stored in the
-//     checkpoint as extra.data_image_size, and rounded to uint8 as the data
+//     checkpoint as data_image_size, and rounded to uint8 as the data
 //     set is; skipped for checkpoints without it;
 //  5. the checkpoint's preprocess(): scale to [0, 1], resize to the model's
 //     image size, normalise.

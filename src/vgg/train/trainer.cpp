@@ -103,6 +103,7 @@ Trainer::Position Trainer::position() const {
   Position p;
   p.step_in_epoch = step_in_epoch_;
   if (step_in_epoch_ > 0) {
+    p.running = running_;
     p.augment_rng = augment_gen_.get_state();
     at::Generator global = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(global.mutex());
@@ -113,6 +114,7 @@ Trainer::Position Trainer::position() const {
 
 void Trainer::set_position(const Position& p) {
   step_in_epoch_ = p.step_in_epoch;
+  running_ = p.step_in_epoch > 0 ? p.running : EpochTotals{};
   if (p.step_in_epoch > 0) {
     augment_gen_.set_state(p.augment_rng);
     at::Generator global = at::detail::getDefaultCPUGenerator();
@@ -164,6 +166,16 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
   s.epoch = epochs_done_ + 1;
   double loss_sum = 0;
   int64_t correct = 0, seen = 0;
+  // A resumed epoch's sums continue from the interruption's (held once, by
+  // rank 0: the sums are reduced over the ranks at the end).
+  if (first_step > 0 && (group_ == nullptr || group_->rank() == 0)) {
+    loss_sum = running_.loss_sum;
+    correct = running_.correct;
+    seen = running_.seen;
+  }
+  const int64_t seen_before = seen;                               // this rank's
+  const int64_t resumed_seen = first_step > 0 ? running_.seen : 0;  // all ranks'
+
   bool stopped = false;
   if (sync_ != nullptr) sync_->reset_timing();
   const auto start = clock::now();
@@ -204,7 +216,7 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
     if (on_step) {
       const double elapsed = std::chrono::duration<double>(clock::now() - start).count();
       StepInfo info{i + 1, steps, loss_sum / seen, static_cast<double>(correct) / seen,
-                    seen * (group_ ? group_->world_size() : 1) / elapsed,
+                    (seen - seen_before) * (group_ ? group_->world_size() : 1) / elapsed,
                     elapsed / static_cast<double>(i + 1) * static_cast<double>(steps - i - 1), loss};
       on_step(info);
     }
@@ -222,9 +234,12 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
   if (seen > 0 && !s.diverged) {
     s.train_loss = loss_sum / seen;
     s.train_accuracy = static_cast<double>(correct) / seen;
-    s.images_per_sec = seen / s.seconds;
   }
+  // This run's images only: a resumed epoch's earlier steps took no time here.
+  const int64_t seen_now = seen - resumed_seen;
+  if (seen_now > 0 && !s.diverged && s.seconds > 0) s.images_per_sec = static_cast<double>(seen_now) / s.seconds;
   step_in_epoch_ = stopped && !s.diverged ? i : 0;
+  running_ = step_in_epoch_ > 0 ? EpochTotals{loss_sum, correct, seen} : EpochTotals{};
   if (!stopped) ++epochs_done_;  // an interrupted epoch does not count
   if (sync_ != nullptr) sync_->broadcast_buffers();
   if (test != nullptr && !stopped) {

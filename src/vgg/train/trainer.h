@@ -58,6 +58,7 @@ class Trainer {
   struct Position {
     int64_t step_in_epoch = 0;
     torch::Tensor augment_rng, global_rng;  // undefined at epoch boundaries
+    EpochTotals running;                    // the interrupted epoch's sums so far
   };
   Position position() const;
   void set_position(const Position& p);
@@ -98,6 +99,7 @@ class Trainer {
   int64_t epochs_done_ = 0;
   int64_t max_steps_ = 0, steps_taken_ = 0;
   int64_t step_in_epoch_ = 0;  // > 0 only while an epoch is interrupted
+  EpochTotals running_;        // and its sums (over all ranks) until then
   at::Generator augment_gen_;
   ProcessGroup* group_ = nullptr;
   GradientSync* sync_ = nullptr;

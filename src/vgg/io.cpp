@@ -120,6 +120,26 @@ nlohmann::json parse_json_bounded(const std::string& text, int max_depth, size_t
   }
 }
 
+int64_t json_int(const nlohmann::json& j, const char* key) {
+  const nlohmann::json& v = j.at(key);
+  if (v.is_number_unsigned() && v.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX)) {
+    return static_cast<int64_t>(v.get<uint64_t>());
+  }
+  if (v.is_number_integer() && !v.is_number_unsigned()) return v.get<int64_t>();
+  throw FileError(fmt::format("\"{}\" is {}; expected an integer within int64", key, v.dump()));
+}
+
+int64_t json_int_or(const nlohmann::json& j, const char* key, int64_t fallback) {
+  return j.contains(key) ? json_int(j, key) : fallback;
+}
+
+uint64_t json_uint(const nlohmann::json& j, const char* key) {
+  const nlohmann::json& v = j.at(key);
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (v.is_number_integer() && v.get<int64_t>() >= 0) return static_cast<uint64_t>(v.get<int64_t>());
+  throw FileError(fmt::format("\"{}\" is {}; expected a non-negative integer", key, v.dump()));
+}
+
 std::string resolve_output_file(const std::string& path, const std::string& flag) {
   struct stat lst {};
   std::string target = path;

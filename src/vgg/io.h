@@ -37,6 +37,15 @@ int64_t available_memory_bytes();
 // parses; throws FileError naming `what` on either failure.
 nlohmann::json parse_json_bounded(const std::string& text, int max_depth, size_t max_bytes, const std::string& what);
 
+// j.at(key) as an integer. nlohmann's get<int64_t>() static_casts a float
+// such as 1e300 (undefined behaviour past int64's range; fuzzing found it):
+// these refuse any float and any integer outside the type, throwing
+// FileError naming the key. The _or forms return `fallback` when the key is
+// absent (fields added in later versions).
+int64_t json_int(const nlohmann::json& j, const char* key);
+int64_t json_int_or(const nlohmann::json& j, const char* key, int64_t fallback);
+uint64_t json_uint(const nlohmann::json& j, const char* key);
+
 // Where an atomically replaced output (a checkpoint) really goes: `path`
 // itself, or for a symlink the file it points to (followed, so the link
 // keeps pointing at the new file). Throws UsageError naming `flag` when the

@@ -128,13 +128,24 @@ TEST(Dataset, LoadsBothSplitsAndChecksCounts) {
   EXPECT_EQ(train.images.dtype(), torch::kUInt8);
   EXPECT_EQ(test.size(), 5);
   EXPECT_EQ(train.labels[13].item<int64_t>(), 3);
-  EXPECT_EQ(train.class_names.at(9), "Ankle boot");
+  // MNIST-format data that are not Fashion-MNIST are named by their digits.
+  EXPECT_EQ(train.class_names, number_class_names(10));
+  EXPECT_EQ(test.class_names.at(9), "9");
 
   // Image and label counts must agree.
   write_bytes(dir.str() + "/t10k-labels-idx1-ubyte.gz", idx_bytes(2049, {3}, {1, 2, 3}), true);
   std::string msg = error_of([&] { load_idx_dataset(dir.str(), Split::Test); });
   EXPECT_NE(msg.find("20 images"), std::string::npos) << msg;
   EXPECT_NE(msg.find("3 labels"), std::string::npos) << msg;
+}
+
+TEST(Dataset, TheRealFashionMnistKeepsItsNamesWhateverTheLimit) {
+  const std::string real = VGG_DEFAULT_DATA_DIR;
+  for (Split split : {Split::Train, Split::Test}) {
+    const Dataset d = load_idx_dataset(real, split, 10, 7);
+    EXPECT_EQ(d.size(), 7);
+    EXPECT_EQ(d.class_names, fashion_mnist_class_names());
+  }
 }
 
 TEST(Dataset, RawFilesWorkToo) {

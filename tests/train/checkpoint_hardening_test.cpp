@@ -110,6 +110,27 @@ TEST(CheckpointHardening, OtherFieldsAreCheckedToo) {
   }
 }
 
+TEST(CheckpointHardening, FloatsWhereIntegersBelongAreRefused) {
+  // nlohmann's get<int64_t>() cast 1e300 (undefined behaviour; found by the
+  // structure-aware checkpoint fuzzer).
+  test::TempDir dir;
+  const std::vector<std::function<void(nlohmann::json&)>> cases = {
+      [](nlohmann::json& j) { j["model"]["image_size"] = 1e300; },
+      [](nlohmann::json& j) { j["epochs_done"] = 9.3e18; },
+      [](nlohmann::json& j) { j["train"]["seed"] = -1e300; },
+      [](nlohmann::json& j) { j["train"]["eval_batch_size"] = 2.5; },
+      [](nlohmann::json& j) { j["data"]["train_crc"] = 1e300; },
+      [](nlohmann::json& j) { j["data"]["train_crc"] = uint64_t{1} << 40; },
+      [](nlohmann::json& j) { j["epochs_done"] = UINT64_MAX; },
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    write_valid(dir.file("c.ckpt"));
+    forge(dir.file("c.ckpt"), cases[i]);
+    const std::string msg = load_error(dir.file("c.ckpt"));
+    EXPECT_NE(msg.find("unreadable metadata"), std::string::npos) << i << ": " << msg;
+  }
+}
+
 TEST(CheckpointHardening, GeneratorStatesMustHaveTheirSize) {
   test::TempDir dir;
   ConvNet net = build_model(small());

@@ -1,5 +1,7 @@
 #include "vgg/data/batch.h"
 
+#include "vgg/io.h"
+
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <nlohmann/json.hpp>
@@ -19,11 +21,11 @@ void to_json(nlohmann::json& j, const PreprocessOptions& o) {
 }
 
 void from_json(const nlohmann::json& j, PreprocessOptions& o) {
-  o.image_size(j.at("image_size").get<int64_t>())
+  o.image_size(json_int(j, "image_size"))
       .normalize(j.at("normalize").get<bool>())
       .mean(j.at("mean").get<double>())
       .std(j.at("std").get<double>())
-      .crop_padding(j.at("crop_padding").get<int64_t>())
+      .crop_padding(json_int(j, "crop_padding"))
       .hflip(j.at("hflip").get<bool>())
       // Absent in checkpoints written before the option existed.
       .random_erasing(j.value("random_erasing", 0.0));

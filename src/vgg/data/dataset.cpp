@@ -14,7 +14,23 @@ bool is_file(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
+// Fashion-MNIST is told apart from MNIST (and any other 10-class IDX set)
+// by its labels: the CRC-32 of the whole split's label bytes, which does not
+// depend on compression or on --limit-*.
+bool is_fashion_mnist(const std::vector<uint8_t>& labels, Split split) {
+  const uint32_t want = split == Split::Train ? 0x2ed6e46au : 0x242bc73fu;
+  const size_t n = split == Split::Train ? 60000 : 10000;
+  return labels.size() == n &&
+         crc32(crc32(0L, Z_NULL, 0), labels.data(), static_cast<uInt>(labels.size())) == want;
+}
+
 }  // namespace
+
+std::vector<std::string> number_class_names(int64_t num_classes) {
+  std::vector<std::string> names;
+  for (int64_t c = 0; c < num_classes; ++c) names.push_back(std::to_string(c));
+  return names;
+}
 
 std::vector<std::string> fashion_mnist_class_names() {
   return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -72,11 +88,7 @@ Dataset load_idx_dataset(const std::string& dir, Split split, int64_t num_classe
   Dataset d;
   d.images = torch::from_blob(images.data.data(), {n, 1, h, w}, torch::kUInt8).clone();
   d.labels = torch::from_blob(labels.data.data(), {n}, torch::kUInt8).to(torch::kInt64);
-  if (num_classes == 10) {
-    d.class_names = fashion_mnist_class_names();
-  } else {
-    for (int64_t c = 0; c < num_classes; ++c) d.class_names.push_back(std::to_string(c));
-  }
+  d.class_names = is_fashion_mnist(labels.data, split) ? fashion_mnist_class_names() : number_class_names(num_classes);
   return d;
 }
 

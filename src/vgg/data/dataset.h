@@ -28,13 +28,16 @@ struct Dataset {
 };
 
 std::vector<std::string> fashion_mnist_class_names();
+// "0", "1", ...: MNIST's digits, and the names of any data set without its own.
+std::vector<std::string> number_class_names(int64_t num_classes);
 
 // Path of "train-images-idx3-ubyte" / "t10k-..." in dir, with or without .gz.
 // Throws DataError naming the directory when neither exists.
 std::string idx_path(const std::string& dir, Split split, bool labels);
 
 // Loads one split. limit > 0 keeps the first `limit` items. Class names are
-// Fashion-MNIST's when num_classes is 10, else the label numbers.
+// Fashion-MNIST's for the real Fashion-MNIST (recognised by its labels),
+// else the label numbers (MNIST's digits).
 Dataset load_idx_dataset(const std::string& dir, Split split, int64_t num_classes = 10, int64_t limit = 0);
 
 // CRC-32 of the images and labels: tells whether a resumed run's data are

@@ -1,5 +1,7 @@
 #include "vgg/models/arch.h"
 
+#include "vgg/io.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -21,11 +23,11 @@ void to_json(nlohmann::json& j, const ModelOptions& o) {
 
 void from_json(const nlohmann::json& j, ModelOptions& o) {
   o.arch(j.at("arch").get<std::string>())
-      .in_channels(j.at("in_channels").get<int64_t>())
-      .num_classes(j.at("num_classes").get<int64_t>())
-      .image_size(j.at("image_size").get<int64_t>())
-      .width_ratio(j.at("width_ratio").get<int64_t>())
-      .fc_width(j.at("fc_width").get<int64_t>())
+      .in_channels(json_int(j, "in_channels"))
+      .num_classes(json_int(j, "num_classes"))
+      .image_size(json_int(j, "image_size"))
+      .width_ratio(json_int(j, "width_ratio"))
+      .fc_width(json_int(j, "fc_width"))
       .dropout(j.at("dropout").get<double>())
       .batch_norm(j.at("batch_norm").get<bool>())
       .init(j.at("init").get<std::string>());

@@ -67,32 +67,38 @@ nlohmann::json meta_to_json(const CheckpointMeta& m) {
             {"train_crc", m.data.train_crc}}}};
 }
 
+uint32_t train_crc(const nlohmann::json& d) {
+  const uint64_t v = json_uint(d, "train_crc");
+  if (v > 0xffffffffu) throw FileError(fmt::format("\"train_crc\" is {}; expected a CRC-32", v));
+  return static_cast<uint32_t>(v);
+}
+
 CheckpointMeta meta_from_json(const nlohmann::json& j) {
   CheckpointMeta m;
   m.model = j.at("model").get<ModelOptions>();
   m.preprocess = j.at("preprocess").get<PreprocessOptions>();
   m.train = j.at("train").get<TrainOptions>();
-  m.epochs_done = j.at("epochs_done").get<int64_t>();
-  m.step_in_epoch = j.value("step_in_epoch", int64_t{0});
+  m.epochs_done = json_int(j, "epochs_done");
+  m.step_in_epoch = json_int_or(j, "step_in_epoch", 0);
   if (j.contains("running")) {
     const auto& r = j.at("running");
     m.running.loss_sum = r.at("loss_sum").get<double>();
-    m.running.correct = r.at("correct").get<int64_t>();
-    m.running.seen = r.at("seen").get<int64_t>();
+    m.running.correct = json_int(r, "correct");
+    m.running.seen = json_int(r, "seen");
   }
   m.class_names = j.at("class_names").get<std::vector<std::string>>();
   if (j.contains("data_image_size")) {
-    m.data_image_size = j.at("data_image_size").get<int64_t>();
+    m.data_image_size = json_int(j, "data_image_size");
   } else if (j.contains("extra") && j.at("extra").is_object() && j.at("extra").contains("data_image_size")) {
-    m.data_image_size = j.at("extra").at("data_image_size").get<int64_t>();  // checkpoints before 2026-12
+    m.data_image_size = json_int(j.at("extra"), "data_image_size");  // checkpoints before 2026-12
   }
   if (j.contains("data")) {
     const auto& d = j.at("data");
     m.data.dir = d.at("dir").get<std::string>();
-    m.data.limit_train = d.at("limit_train").get<int64_t>();
-    m.data.limit_test = d.at("limit_test").get<int64_t>();
-    m.data.train_count = d.at("train_count").get<int64_t>();
-    m.data.train_crc = d.at("train_crc").get<uint32_t>();
+    m.data.limit_train = json_int(d, "limit_train");
+    m.data.limit_test = json_int(d, "limit_test");
+    m.data.train_count = json_int(d, "train_count");
+    m.data.train_crc = train_crc(d);
   }
   return m;
 }
@@ -214,14 +220,13 @@ Payload parse_payload(std::string bytes, const std::string& path) {
   Reader r(bytes, path);
   try {
     const uint64_t meta_len = r.le(8);
-    p.meta = meta_from_json(parse_json_bounded(r.str(meta_len), kMaxMetaDepth, kMaxMetaBytes,
-                                               fmt::format("checkpoint {} metadata", path)));
+    p.meta = meta_from_json(parse_json_bounded(r.str(meta_len), kMaxMetaDepth, kMaxMetaBytes, "JSON"));
   } catch (const nlohmann::json::exception& e) {
     throw CheckpointError(fmt::format("checkpoint {} has unreadable metadata: {}", path, e.what()));
   } catch (const UsageError& e) {
     throw CheckpointError(fmt::format("checkpoint {} has impossible options: {}", path, e.what()));
   } catch (const FileError& e) {
-    throw CheckpointError(e.what());
+    throw CheckpointError(fmt::format("checkpoint {} has unreadable metadata: {}", path, e.what()));
   }
   validate_meta(p.meta, path);
   // A model larger than the file cannot be in it; refuse before allocating.

@@ -31,11 +31,13 @@ MetricsLog parse_metrics(const std::string& text, const std::string& path) {
     EpochRecord r;
     try {
       const auto j = parse_json_bounded(line, 8, line.size(), fmt::format("{} line {}", path, n));
-      r.epoch = j.at("epoch").get<int64_t>();
+      r.epoch = json_int(j, "epoch");
       r.train_loss = j.at("train_loss").get<double>();
       r.train_accuracy = j.at("train_accuracy").get<double>();
       if (j.contains("test_loss")) r.test_loss = j["test_loss"].get<double>();
       if (j.contains("test_accuracy")) r.test_accuracy = j["test_accuracy"].get<double>();
+    } catch (const FileError& e) {
+      throw std::runtime_error(fmt::format("{} line {}: {}", path, n, e.what()));
     } catch (const nlohmann::json::exception& e) {
       std::string what = e.what();
       throw std::runtime_error(fmt::format("{} line {}: expected a JSON object with epoch, train_loss and "

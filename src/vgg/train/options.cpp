@@ -1,5 +1,7 @@
 #include "vgg/train/options.h"
 
+#include "vgg/io.h"
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -36,26 +38,26 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
 }
 
 void from_json(const nlohmann::json& j, TrainOptions& o) {
-  o.epochs(j.at("epochs").get<int64_t>())
-      .batch_size(j.at("batch_size").get<int64_t>())
-      .eval_batch_size(j.at("eval_batch_size").get<int64_t>())
+  o.epochs(json_int(j, "epochs"))
+      .batch_size(json_int(j, "batch_size"))
+      .eval_batch_size(json_int(j, "eval_batch_size"))
       .lr(j.at("lr").get<double>())
       .momentum(j.at("momentum").get<double>())
       .nesterov(j.at("nesterov").get<bool>())
       .weight_decay(j.at("weight_decay").get<double>())
       .schedule(j.at("schedule").get<std::string>())
-      .step_epochs(j.at("step_epochs").get<int64_t>())
+      .step_epochs(json_int(j, "step_epochs"))
       .gamma(j.at("gamma").get<double>())
       .label_smoothing(j.at("label_smoothing").get<double>())
-      .seed(j.at("seed").get<uint64_t>())
+      .seed(json_uint(j, "seed"))
       .precision(j.at("precision").get<std::string>())
       .channels_last(j.at("channels_last").get<bool>())
       // Absent from checkpoints written before the memory planner.
-      .micro_batch(j.value("micro_batch", int64_t{0}))
+      .micro_batch(json_int_or(j, "micro_batch", 0))
       .recompute(j.value("recompute", false))
-      .memory_budget(j.value("memory_budget", int64_t{0}))
+      .memory_budget(json_int_or(j, "memory_budget", 0))
       .flip_tta(j.value("flip_tta", false))
-      .shift_tta(j.value("shift_tta", int64_t{0}));
+      .shift_tta(json_int_or(j, "shift_tta", 0));
 }
 
 void validate(const TrainOptions& o) {

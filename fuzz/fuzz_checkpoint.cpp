@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "vgg/error.h"
+#include "vgg/io.h"
 #include "vgg/train/checkpoint.h"
 
 extern "C" size_t LLVMFuzzerMutate(uint8_t* data, size_t size, size_t max_size);
@@ -118,27 +119,10 @@ size_t emit(const std::string& out, uint8_t* data, size_t max_size) {
   return out.size();
 }
 
-// Nesting depth of JSON text (brackets inside strings do not count);
-// -1 when it closes more than it opened. Deep text is never parsed here:
-// nlohmann::json builds and dumps trees recursively.
-int text_depth(const std::string& s) {
-  int depth = 0, max_depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      max_depth = std::max(max_depth, ++depth);
-    } else if (c == ']' || c == '}') {
-      if (--depth < 0) return -1;
-    }
-  }
-  return max_depth;
-}
+// Nesting depth of JSON text: vgg::json_text_depth (-1 when it closes more
+// than it opened). Deep text is never parsed here: nlohmann::json builds and
+// dumps trees recursively.
+int text_depth(const std::string& s) { return vgg::json_text_depth(s); }
 constexpr int kMaxParseDepth = 32;
 
 // ---------------------------------------------------------------------------

@@ -15,6 +15,16 @@
 
 #include <nlohmann/json.hpp>
 
+// Defined when built with AddressSanitizer, whose redzones and quarantine
+// make RSS measurements meaningless.
+#if defined(__SANITIZE_ADDRESS__)
+#define VGG_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VGG_UNDER_ASAN 1
+#endif
+#endif
+
 namespace vgg::test {
 
 // Runs f and returns the message of the E it throws; a test failure if it

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -91,12 +92,9 @@ int64_t available_memory_bytes() {
   return 0;
 }
 
-nlohmann::json parse_json_bounded(const std::string& text, int max_depth, size_t max_bytes, const std::string& what) {
-  if (text.size() > max_bytes) {
-    throw FileError(fmt::format("{}: {} bytes of JSON, more than the {} allowed", what, text.size(), max_bytes));
-  }
-  // Brackets inside strings do not nest; escapes inside strings are skipped.
-  int depth = 0;
+int json_text_depth(const std::string& text) {
+  // Escapes inside strings are skipped, so \" does not end one.
+  int depth = 0, deepest = 0;
   bool in_string = false;
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
@@ -106,12 +104,20 @@ nlohmann::json parse_json_bounded(const std::string& text, int max_depth, size_t
     } else if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {
-      if (++depth > max_depth) {
-        throw FileError(fmt::format("{}: JSON nested more than {} levels deep", what, max_depth));
-      }
+      deepest = std::max(deepest, ++depth);
     } else if (c == ']' || c == '}') {
-      --depth;
+      if (--depth < 0) return -1;
     }
+  }
+  return deepest;
+}
+
+nlohmann::json parse_json_bounded(const std::string& text, int max_depth, size_t max_bytes, const std::string& what) {
+  if (text.size() > max_bytes) {
+    throw FileError(fmt::format("{}: {} bytes of JSON, more than the {} allowed", what, text.size(), max_bytes));
+  }
+  if (json_text_depth(text) > max_depth) {
+    throw FileError(fmt::format("{}: JSON nested more than {} levels deep", what, max_depth));
   }
   try {
     return nlohmann::json::parse(text);
@@ -193,6 +199,18 @@ void AppendLog::write_line(const std::string& line) {
   if (fd_ < 0) return;
   const std::string text = line + "\n";
   write_all_fd(fd_, text.data(), text.size(), path_);
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw FileError(fmt::format("cannot create {}: {}", path, std::strerror(errno)));
+  try {
+    write_all_fd(fd, bytes.data(), bytes.size(), path);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  if (::close(fd) != 0) throw FileError(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
 }
 
 void write_all_fd(int fd, const char* data, size_t size, const std::string& path) {

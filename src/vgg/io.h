@@ -31,6 +31,11 @@ std::string read_regular_file(const std::string& path, int64_t max_bytes, const 
 // MemAvailable from /proc/meminfo (0 when unknown).
 int64_t available_memory_bytes();
 
+// Deepest nesting of arrays/objects in JSON text, counted without parsing
+// (brackets inside strings do not count); -1 when it closes more than it
+// opened.
+int json_text_depth(const std::string& text);
+
 // Refuses JSON text nested deeper than `max_depth` arrays/objects or longer
 // than `max_bytes` before any parser sees it (parsers and the code walking
 // their trees recurse per level: 200,000 levels exhaust the stack). Then
@@ -78,6 +83,10 @@ class AppendLog {
   int fd_ = -1;
   std::string path_;
 };
+
+// Creates or truncates `path` and writes `bytes`, checking every write and
+// the close; throws FileError naming the file (a full disk included).
+void write_file(const std::string& path, const std::string& bytes);
 
 // Writes all of `size` bytes to `fd`, retrying short writes; throws
 // FileError naming `path` with the system's reason.

@@ -22,13 +22,6 @@ nlohmann::json memory_check(const std::string& args) {
   return nlohmann::json::parse(out);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define VGG_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define VGG_UNDER_ASAN 1
-#endif
-#endif
 
 TEST(MemoryCheck, PredictedPeakRssWithin15Percent) {
 #ifdef VGG_UNDER_ASAN

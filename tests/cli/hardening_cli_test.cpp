@@ -145,6 +145,16 @@ TEST(HardeningCli, OutputsThatCannotBeWrittenFailLoudly) {
   }
 }
 
+TEST(HardeningCli, PicturesOnAFullDiskFailLoudly) {
+  test::TempDir dir;
+  std::ofstream(dir.file("m.jsonl")) << R"({"epoch":1,"train_loss":1,"train_accuracy":0.5})" << "\n";
+  for (const std::string ext : {"svg", "png"}) {
+    std::filesystem::create_symlink("/dev/full", dir.file("full." + ext));
+    expect_one_line_error(run_limited("plot " + dir.file("m.jsonl") + " -o " + dir.file("full." + ext), dir, 60), 1,
+                          "full." + ext, ext);
+  }
+}
+
 TEST(HardeningCli, ResumeContinuesOnTheDataItWasTrainedOn) {
   test::TempDir dir;
   const std::string data = dir.file("data");

@@ -8,13 +8,6 @@
 #include "vgg/data/idx.h"
 #include "vgg/sys.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define VGG_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define VGG_UNDER_ASAN 1
-#endif
-#endif
 
 namespace vgg {
 namespace {

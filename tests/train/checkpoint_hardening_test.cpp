@@ -20,13 +20,18 @@ namespace {
 
 ModelOptions small() { return ModelOptions("1x4").image_size(8).fc_width(8).num_classes(10); }
 
-// Writes a valid checkpoint of a tiny model to `path`.
-void write_valid(const std::string& path) {
-  ConvNet net = build_model(small());
+CheckpointMeta small_meta() {
   CheckpointMeta meta;
   meta.model = small();
   meta.preprocess = PreprocessOptions().image_size(8);
   meta.train = TrainOptions().epochs(2);
+  return meta;
+}
+
+// Writes a valid checkpoint of a tiny model to `path`.
+void write_valid(const std::string& path) {
+  ConvNet net = build_model(small());
+  CheckpointMeta meta = small_meta();
   meta.epochs_done = 1;
   meta.data_image_size = 8;
   for (int c = 0; c < 10; ++c) meta.class_names.push_back("class " + std::to_string(c));
@@ -134,10 +139,7 @@ TEST(CheckpointHardening, FloatsWhereIntegersBelongAreRefused) {
 TEST(CheckpointHardening, GeneratorStatesMustHaveTheirSize) {
   test::TempDir dir;
   ConvNet net = build_model(small());
-  CheckpointMeta meta;
-  meta.model = small();
-  meta.preprocess = PreprocessOptions().image_size(8);
-  meta.train = TrainOptions().epochs(2);
+  CheckpointMeta meta = small_meta();
   meta.step_in_epoch = 1;
   meta.augment_rng = torch::zeros({3}, torch::kUInt8);  // a real state is thousands of bytes
   meta.global_rng = torch::zeros({3}, torch::kUInt8);
@@ -161,9 +163,7 @@ TEST(CheckpointHardening, SaveRefusesDevicesAndDirectoriesAndFollowsSymlinks) {
   EXPECT_NE(test::error_of<UsageError>([&] { check_writable(dir.str(), "--save"); }).find("directory"),
             std::string::npos);
   ConvNet net = build_model(small());
-  CheckpointMeta meta;
-  meta.model = small();
-  meta.preprocess = PreprocessOptions().image_size(8);
+  CheckpointMeta meta = small_meta();
   EXPECT_THROW(save_checkpoint("/dev/null", meta, net, nullptr), CheckpointError);
   struct stat st {};
   ASSERT_EQ(::stat("/dev/null", &st), 0);

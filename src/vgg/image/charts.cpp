@@ -1,3 +1,4 @@
+#include "vgg/io.h"
 #include "vgg/image/charts.h"
 
 #include <fmt/format.h>
@@ -250,10 +251,7 @@ void write_line_chart(const std::string& path, const LineChart& chart, int width
   if (ends_with(path, ".svg")) {
     SvgPainter p(width, height);
     draw_line_chart(p, chart, width, height);
-    std::ofstream out(path);
-    if (!out) throw ImageError(fmt::format("cannot write {}", path));
-    out << p.finish();
-    if (!out) throw ImageError(fmt::format("cannot write {}", path));
+    write_file(path, p.finish());
   } else if (ends_with(path, ".png")) {
     Canvas canvas(width, height);
     CanvasPainter p(canvas);

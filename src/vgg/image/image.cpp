@@ -266,17 +266,16 @@ void write_jpeg(const std::string& path, const Image& image, int quality) {
   }
   jpeg_finish_compress(&cinfo);
   jpeg_destroy_compress(&cinfo);
-  std::fclose(f);
+  const bool failed = std::ferror(f) != 0;
+  if (std::fclose(f) != 0 || failed) throw ImageError(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
 }
 
 void write_pnm(const std::string& path, const Image& image) {
   if (image.channels != 1 && image.channels != 3) {
     throw ImageError(fmt::format("cannot write {} as PGM/PPM: {} channels", path, image.channels));
   }
-  std::ofstream out(path, std::ios::binary);
-  if (!out) throw ImageError(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
-  out << (image.channels == 1 ? "P5" : "P6") << "\n" << image.width << " " << image.height << "\n255\n";
-  out.write(reinterpret_cast<const char*>(image.pixels.data()), static_cast<std::streamsize>(image.pixels.size()));
+  write_file(path, fmt::format("{}\n{} {}\n255\n", image.channels == 1 ? "P5" : "P6", image.width, image.height) +
+                       std::string(image.pixels.begin(), image.pixels.end()));
 }
 
 torch::Tensor image_to_tensor(const Image& image, int64_t channels) {

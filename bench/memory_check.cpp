@@ -61,15 +61,7 @@ int main(int argc, char** argv) {
     if (!glibc_default) return_freed_memory_to_os();
     at::set_num_threads(threads);
     const LayerTable layers = plan_layers(model);
-    const MemoryPlan plan = plan_memory(layers, MemoryOptions()
-                                                    .batch_size(train.batch_size())
-                                                    .micro_batch(train.micro_batch())
-                                                    .recompute(train.recompute())
-                                                    .precision(train.precision())
-                                                    .channels_last(train.channels_last())
-                                                    .momentum(train.momentum())
-                                                    .nesterov(train.nesterov())
-                                                    .weight_decay(train.weight_decay()));
+    const MemoryPlan plan = plan_memory(layers, memory_options(train));
     const int64_t rss_start = current_rss_bytes();
     if (track) track_cpu_allocations();
 
@@ -79,14 +71,14 @@ int main(int argc, char** argv) {
     Batch batch{torch::rand({train.batch_size(), model.in_channels(), s, s}),
                 torch::randint(0, model.num_classes(), {train.batch_size()}, torch::kInt64)};
     double loss = 0;
-    for (int i = 0; i < warmup; ++i) loss = trainer.train_step(batch, train.lr()).first;
+    for (int i = 0; i < warmup; ++i) loss = trainer.train_step(batch, train.lr()).loss;
     reset_peak_rss();
     reset_tracked_peak();
     // Wall time suffers when other processes share the cores; the process's
     // CPU time (all threads) much less so.
     const auto t0 = std::chrono::steady_clock::now();
     const std::clock_t c0 = std::clock();
-    for (int i = 0; i < steps; ++i) loss = trainer.train_step(batch, train.lr()).first;
+    for (int i = 0; i < steps; ++i) loss = trainer.train_step(batch, train.lr()).loss;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / steps;
     const double cpu_seconds = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC / steps;
     const int64_t measured = peak_rss_bytes() - rss_start;

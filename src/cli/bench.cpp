@@ -107,12 +107,11 @@ Command register_bench(CLI::App& root) {
   BenchArgs& a = *args;
   CLI::App* app = root.add_subcommand("bench", "time training steps and inference; report img/s and fraction of peak");
   add_model_flags(app, a.model);
-  app->add_option("--batch-size", a.bench.batch_size(), "batch size")->capture_default_str();
+  add_batch_size_flag(app, a.bench.batch_size(), "batch size");
   add_repetition_flags(app, a.bench.warmup(), a.bench.reps(), "timed steps (median and spread reported)");
-  app->add_option("--precision", a.bench.precision(), "fp32, bf16 or auto")->capture_default_str();
-  app->add_flag("--channels-last,!--no-channels-last", a.bench.channels_last(), "NHWC memory format")
-      ->capture_default_str();
-  app->add_option("--device", a.bench.device(), "cpu, cuda or cuda:N")->capture_default_str();
+  add_precision_flag(app, a.bench.precision());
+  add_channels_last_flag(app, a.bench.channels_last());
+  add_device_flag(app, a.bench.device());
   app->add_option("--mode", a.mode, "train, inference or both")->capture_default_str();
   app->add_option("--format", a.format, "table, csv or json")->capture_default_str();
   app->add_flag("--peak,!--no-peak", a.peak, "also measure this machine's conv and matmul peak")->capture_default_str();

@@ -7,6 +7,7 @@
 #include "vgg/error.h"
 #include "vgg/sys.h"
 #include "vgg/tensor_cache.h"
+#include "vgg/train/session.h"
 
 namespace vgg::cli {
 
@@ -17,15 +18,126 @@ void add_model_flags(CLI::App* app, ModelOptions& o) {
       ->capture_default_str();
   app->add_option("--width-ratio", o.width_ratio(), "divide every conv width by this (D2L's small VGG uses 4)")
       ->capture_default_str();
-  app->add_option("--fc-width", o.fc_width(), "width of the two hidden dense layers")->capture_default_str();
-  app->add_option("--in-channels", o.in_channels(), "input channels (1 for Fashion-MNIST)")->capture_default_str();
-  app->add_option("--classes", o.num_classes(), "number of classes")->capture_default_str();
-  app->add_option("--image-size", o.image_size(), "side of the square input the images are resized to")
-      ->capture_default_str();
+  add_shape_flags(app, o);
   app->add_option("--dropout", o.dropout(), "dropout after each hidden dense layer")->capture_default_str();
   app->add_flag("--batch-norm,!--no-batch-norm", o.batch_norm(), "batch norm after every conv (same as a _bn name)")
       ->capture_default_str();
   app->add_option("--init", o.init(), "weight init: xavier (D2L) or kaiming (torchvision)")->capture_default_str();
+}
+
+void add_shape_flags(CLI::App* app, ModelOptions& o) {
+  app->add_option("--fc-width", o.fc_width(), "width of the two hidden dense layers")->capture_default_str();
+  app->add_option("--in-channels", o.in_channels(), "input channels (1 for Fashion-MNIST, 3 for colour)")
+      ->capture_default_str();
+  app->add_option("--classes", o.num_classes(), "number of classes")->capture_default_str();
+  app->add_option("--image-size", o.image_size(), "side of the square input the images are resized to")
+      ->capture_default_str();
+}
+
+namespace {
+std::string with_note(std::string help, const std::string& note) {
+  return note.empty() ? help : help + " (" + note + ")";
+}
+}  // namespace
+
+void add_train_flags(CLI::App* app, TrainOptions& o) {
+  for (const auto& f : train_option_fields()) {
+    if (f.help == nullptr) continue;
+    const std::string flag = f.flag;
+    std::visit(
+        [&](auto* v) {
+          using T = std::remove_pointer_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, bool>) {
+            app->add_flag(flag + ",!--no-" + flag.substr(2), *v, f.help)->capture_default_str();
+          } else if constexpr (std::is_same_v<T, Schedule>) {
+            app->add_option_function<std::string>(
+                   flag,
+                   [v](const std::string& name) {
+                     try {
+                       *v = parse_schedule(name);
+                     } catch (const UsageError& e) {
+                       throw CLI::ValidationError(e.what());  // a parse error, reported as one
+                     }
+                   },
+                   f.help)
+                ->default_str(to_string(*v));
+          } else {
+            app->add_option(flag, *v, f.help)->capture_default_str();
+          }
+        },
+        f.ref(o));
+  }
+}
+
+void add_batch_size_flag(CLI::App* app, int64_t& batch_size, const std::string& what, bool allow_auto) {
+  CLI::Option* opt = app->add_option("--batch-size", batch_size, what)->capture_default_str();
+  if (allow_auto) opt->transform(CLI::Transformer({{"auto", std::to_string(kAutoBatch)}}));
+}
+
+void add_precision_flag(CLI::App* app, std::string& precision, const std::string& note) {
+  CLI::Option* opt = app->add_option(
+      "--precision", precision,
+      with_note("fp32, bf16 (autocast) or auto (bf16 on CUDA and on CPUs with native bf16)", note));
+  if (note.empty()) opt->capture_default_str();
+}
+
+void add_channels_last_flag(CLI::App* app, bool& on, const std::string& note) {
+  CLI::Option* opt = app->add_flag("--channels-last,!--no-channels-last", on, with_note("NHWC memory format", note));
+  if (note.empty()) opt->capture_default_str();
+}
+
+void add_device_flag(CLI::App* app, std::string& device) {
+  app->add_option("--device", device, "cpu, cuda or cuda:N (a LibTorch with CUDA)")->capture_default_str();
+}
+
+void add_sgd_flags(CLI::App* app, double& momentum, bool& nesterov, double& weight_decay) {
+  app->add_option("--momentum", momentum, "SGD momentum (> 0 keeps a buffer per parameter)")->capture_default_str();
+  app->add_flag("--nesterov,!--no-nesterov", nesterov, "Nesterov momentum")->capture_default_str();
+  app->add_option("--weight-decay", weight_decay, "L2 weight decay")->capture_default_str();
+}
+
+void add_pass_flags(CLI::App* app, int64_t& micro_batch, bool& recompute) {
+  app->add_option("--micro-batch", micro_batch, "images per forward/backward pass (0 = whole batch)")
+      ->capture_default_str();
+  app->add_flag("--recompute,!--no-recompute", recompute,
+                "activation checkpointing per vgg_block: keep block inputs only, recompute in backward")
+      ->capture_default_str();
+}
+
+void add_memory_budget_flag(CLI::App* app, std::string& budget, const std::string& what) {
+  app->add_option("--memory-budget", budget, what);
+}
+
+void add_tta_flags(CLI::App* app, bool& flip, int64_t& shift, const std::string& note) {
+  CLI::Option* f = app->add_flag(
+      "--flip-tta,!--no-flip-tta", flip,
+      with_note("test-time augmentation: evaluate each image and its mirror image, average the two predictions", note));
+  CLI::Option* s = app->add_option(
+      "--shift-tta", shift,
+      with_note("test-time augmentation: also evaluate copies shifted this many pixels up, down, left and right "
+                "(each mirrored too under --flip-tta), average all predictions; 0 = off",
+                note));
+  if (note.empty()) f->capture_default_str(), s->capture_default_str();
+}
+
+void add_data_flag(CLI::App* app, std::string& dir, const std::string& what) {
+  app->add_option("--data", dir, what)->capture_default_str();
+}
+
+void add_limit_test_flag(CLI::App* app, int64_t& limit) {
+  app->add_option("--limit-test", limit, "use only the first N test images (0 = all)")->capture_default_str();
+}
+
+void add_checkpoint_flag(CLI::App* app, std::string& path) {
+  app->add_option("--checkpoint", path, "checkpoint written by vgg train --save")->required();
+}
+
+void add_json_flag(CLI::App* app, bool& on, const std::string& what) { app->add_flag("--json", on, what); }
+
+void add_rendezvous_flags(CLI::App* app, std::string& addr, int& port, const std::string& addr_help,
+                          const std::string& port_help) {
+  app->add_option("--master-addr", addr, addr_help);
+  app->add_option("--master-port", port, port_help);
 }
 
 void add_preprocess_flags(CLI::App* app, PreprocessOptions& o, bool augmentation) {
@@ -71,15 +183,51 @@ bool configure_allocator(bool tensor_cache, bool memory_budget) {
 
 const std::vector<Preset>& presets() {
   // Every preset sets every flag below, so switching presets never inherits
-  // a value from another one.
-  static const std::vector<std::pair<std::string, std::string>> base = {
-      {"--arch", "vgg11"},       {"--width-ratio", "1"},      {"--fc-width", "4096"},     {"--image-size", "224"},
-      {"--dropout", "0.5"},      {"--batch-norm", "false"},   {"--init", "xavier"},       {"--normalize", "false"},
-      {"--crop-padding", "0"},   {"--hflip", "false"},        {"--epochs", "10"},         {"--batch-size", "128"},
-      {"--lr", "0.05"},          {"--momentum", "0"},         {"--nesterov", "false"},    {"--weight-decay", "0"},
-      {"--schedule", "constant"}, {"--label-smoothing", "0"}, {"--precision", "auto"},    {"--channels-last", "true"},
-      {"--limit-train", "0"},    {"--eval-every", "1"},       {"--flip-tta", "false"},
-      {"--random-erasing", "0"}, {"--shift-tta", "0"}};
+  // a value from another one. The values are the option structs' defaults,
+  // so the base cannot drift from the library.
+  const ModelOptions m;
+  const PreprocessOptions p;
+  const TrainOptions t;
+  const SessionOptions s;
+  auto str = [](const auto& v) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(v)>, bool>) {
+      return std::string(v ? "true" : "false");
+    } else {
+      return fmt::format("{}", v);
+    }
+  };
+  static const std::vector<std::pair<std::string, std::string>> base = [&] {
+    std::vector<std::pair<std::string, std::string>> values = {
+      {"--arch", m.arch()},
+      {"--width-ratio", str(m.width_ratio())},
+      {"--fc-width", str(m.fc_width())},
+      {"--image-size", str(m.image_size())},
+      {"--dropout", str(m.dropout())},
+      {"--batch-norm", str(m.batch_norm())},
+      {"--init", m.init()},
+      {"--normalize", str(p.normalize())},
+      {"--crop-padding", str(p.crop_padding())},
+      {"--hflip", str(p.hflip())},
+      {"--random-erasing", str(p.random_erasing())},
+      {"--limit-train", str(s.data().limit_train())},
+      {"--eval-every", str(s.eval_every())}};
+    // The one place the command line's defaults differ from the library's:
+    // the fastest precision this machine has natively, and NHWC.
+    TrainOptions defaults = TrainOptions(t).precision("auto").channels_last(true);
+    for (const auto& f : train_option_fields()) {
+      if (!f.preset) continue;
+      std::visit(
+          [&](auto* v) {
+            if constexpr (std::is_same_v<std::remove_pointer_t<decltype(v)>, Schedule>) {
+              values.emplace_back(f.flag, to_string(*v));
+            } else {
+              values.emplace_back(f.flag, str(*v));
+            }
+          },
+          f.ref(defaults));
+    }
+    return values;
+  }();
   auto make = [](std::string name, std::string description,
                  std::vector<std::pair<std::string, std::string>> overrides) {
     Preset p{std::move(name), std::move(description), base};
@@ -178,14 +326,6 @@ void fit_preset_to_arch(ModelOptions& model, bool batch_norm_given, bool image_s
 }
 
 void sync_image_size(ModelOptions& model, PreprocessOptions& pre) { pre.image_size(model.image_size()); }
-
-void check_data_flag(const std::string& dir) {
-  try {
-    check_data_dir(dir);
-  } catch (const DataError& e) {
-    throw UsageError(fmt::format("--data: {}", e.what()));
-  }
-}
 
 std::string yes_no(bool b) { return b ? "yes" : "no"; }
 

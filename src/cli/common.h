@@ -13,9 +13,42 @@
 
 namespace vgg::cli {
 
-// Architecture flags (--arch, --width-ratio, --fc-width, ...), each declared
-// once with its live default shown in --help.
+// Every flag is registered in exactly one place: one of these helpers, or
+// the one subcommand that has it. Each shows its live default in --help;
+// `note` (where taken) says how that subcommand uses it.
+
+// Architecture flags (--arch, --width-ratio, --dropout, ...) and the shape
+// flags below.
 void add_model_flags(CLI::App* app, ModelOptions& o);
+// --image-size, --in-channels, --classes, --fc-width.
+void add_shape_flags(CLI::App* app, ModelOptions& o);
+// The flags of train_option_fields() (vgg/train/options.h) that have help:
+// registered from that table.
+void add_train_flags(CLI::App* app, TrainOptions& o);
+// --batch-size; with allow_auto, "auto" is accepted and stored as kAutoBatch.
+constexpr int64_t kAutoBatch = -1;
+void add_batch_size_flag(CLI::App* app, int64_t& batch_size, const std::string& what, bool allow_auto = false);
+// --precision, --channels-last, --device: how and where tensors compute.
+void add_precision_flag(CLI::App* app, std::string& precision, const std::string& note = "");
+void add_channels_last_flag(CLI::App* app, bool& on, const std::string& note = "");
+void add_device_flag(CLI::App* app, std::string& device);
+// --momentum, --nesterov, --weight-decay (SGD), --micro-batch, --recompute.
+void add_sgd_flags(CLI::App* app, double& momentum, bool& nesterov, double& weight_decay);
+void add_pass_flags(CLI::App* app, int64_t& micro_batch, bool& recompute);
+// --memory-budget (a size such as 2GiB, parsed with parse_bytes).
+void add_memory_budget_flag(CLI::App* app, std::string& budget, const std::string& what);
+// --flip-tta and --shift-tta: test-time augmentation.
+void add_tta_flags(CLI::App* app, bool& flip, int64_t& shift, const std::string& note = "");
+// --data and --limit-test.
+void add_data_flag(CLI::App* app, std::string& dir, const std::string& what);
+void add_limit_test_flag(CLI::App* app, int64_t& limit);
+// --checkpoint, required.
+void add_checkpoint_flag(CLI::App* app, std::string& path);
+// --json.
+void add_json_flag(CLI::App* app, bool& on, const std::string& what);
+// --master-addr and --master-port (rendezvous of data-parallel ranks).
+void add_rendezvous_flags(CLI::App* app, std::string& addr, int& port, const std::string& addr_help,
+                          const std::string& port_help);
 void add_preprocess_flags(CLI::App* app, PreprocessOptions& o, bool augmentation);
 void add_threads_flag(CLI::App* app, int& threads);
 // --warmup and --reps of bench, profile and compare (ranges: vgg/limits.h).
@@ -50,9 +83,6 @@ void fit_preset_to_arch(ModelOptions& model, bool batch_norm_given, bool image_s
 
 // Puts the model's image size and the preprocessing's in agreement.
 void sync_image_size(ModelOptions& model, PreprocessOptions& pre);
-
-// Checks --data before any work; a missing directory or file is a usage error.
-void check_data_flag(const std::string& dir);
 
 std::string yes_no(bool b);
 

@@ -119,18 +119,12 @@ Command register_compare(CLI::App& root) {
       "compare", "two networks side by side: parameters, MACs, activation memory, measured time, and why");
   app->add_option("A", a.a, "first architecture (any --arch value)")->capture_default_str();
   app->add_option("B", a.b, "second architecture")->capture_default_str();
-  app->add_option("--image-size", a.model.image_size(), "side of the square input")->capture_default_str();
-  app->add_option("--in-channels", a.model.in_channels(), "input channels (3 for torchvision's figures)")
-      ->capture_default_str();
-  app->add_option("--classes", a.model.num_classes(), "number of classes (1000 for torchvision's figures)")
-      ->capture_default_str();
-  app->add_option("--fc-width", a.model.fc_width(), "width of the hidden dense layers")->capture_default_str();
-  app->add_option("--batch-size", a.timing.batch_size(), "batch for the timed training steps")->capture_default_str();
+  add_shape_flags(app, a.model);
+  add_batch_size_flag(app, a.timing.batch_size(), "batch for the timed training steps");
   add_repetition_flags(app, a.timing.warmup(), a.timing.reps(), "timed steps per model (the median is shown)");
-  app->add_flag("--channels-last,!--no-channels-last", a.timing.channels_last(), "NHWC memory format, as vgg train can use")
-      ->capture_default_str();
+  add_channels_last_flag(app, a.timing.channels_last());
   app->add_flag("--time,!--no-time", a.time, "measure forward and backward time")->capture_default_str();
-  app->add_flag("--json", a.json, "print the comparison as JSON");
+  add_json_flag(app, a.json, "print the comparison as JSON");
   add_threads_flag(app, a.threads);
   return {app, [args]() { return run_compare(*args); }};
 }

@@ -3,7 +3,7 @@
 
 #include "commands.h"
 #include "common.h"
-#include "vgg/data/dataset.h"
+#include "vgg/data/source.h"
 #include "vgg/error.h"
 #include "vgg/limits.h"
 #include "vgg/image/charts.h"
@@ -29,9 +29,10 @@ struct EvalArgs {
 int run_eval(CLI::App* app, EvalArgs& a) {
   if (a.limit_test < 0) throw UsageError(fmt::format("--limit-test: expected >= 0, found {}", a.limit_test));
   check_batch_size(a.eval.batch_size());
+  check_shift_tta(a.eval.shift_tta());
   const torch::Device device = parse_device(a.eval.device());
   check_precision(a.eval.precision());
-  check_data_flag(a.data);
+  const std::unique_ptr<DataSource> source = open_data_source(a.data);
   if (!a.confusion.empty()) check_writable(a.confusion, "--confusion");
   configure_threads(a.threads);
   configure_allocator(a.tensor_cache, false);
@@ -48,7 +49,7 @@ int run_eval(CLI::App* app, EvalArgs& a) {
   if (!given(app, "--flip-tta")) a.eval.flip_tta(ck.meta.train.flip_tta());
   if (!given(app, "--shift-tta")) a.eval.shift_tta(ck.meta.train.shift_tta());
   const size_t views = tta_views(a.eval).size();
-  Dataset test = load_idx_dataset(a.data, Split::Test, ck.meta.model.num_classes(), a.limit_test);
+  Dataset test = source->load(Split::Test, ck.meta.model.num_classes(), a.limit_test);
   if (!ck.meta.class_names.empty()) test.class_names = ck.meta.class_names;
   ck.model->to(device);
   if (a.eval.channels_last()) to_channels_last(*ck.model);
@@ -108,21 +109,15 @@ Command register_eval(CLI::App& root) {
   auto args = std::make_shared<EvalArgs>();
   EvalArgs& a = *args;
   CLI::App* app = root.add_subcommand("eval", "evaluate a checkpoint on the test set");
-  app->add_option("--checkpoint", a.checkpoint, "checkpoint written by vgg train --save")->required();
-  app->add_option("--data", a.data, "directory with t10k-{images-idx3,labels-idx1}-ubyte[.gz]")->capture_default_str();
-  app->add_option("--limit-test", a.limit_test, "use only the first N test images (0 = all)")->capture_default_str();
-  app->add_option("--batch-size", a.eval.batch_size(), "evaluation batch size")->capture_default_str();
-  app->add_option("--precision", a.eval.precision(),
-                  "fp32, bf16 (autocast) or auto (bf16 on CUDA and on CPUs with native bf16); default: as trained");
-  app->add_option("--device", a.eval.device(), "cpu, cuda or cuda:N (a LibTorch with CUDA)")->capture_default_str();
-  app->add_flag("--channels-last,!--no-channels-last", a.eval.channels_last(), "NHWC memory format (default: as trained)");
-  app->add_flag("--flip-tta,!--no-flip-tta", a.eval.flip_tta(),
-                "also classify each image's mirror image and average the two predictions (default: as trained)");
-  app->add_option("--shift-tta", a.eval.shift_tta(),
-                  "also classify copies shifted this many pixels up, down, left and right, average all predictions "
-                  "(default: as trained)")
-      ->check(CLI::Range(0, 8));
-  app->add_flag("--json", a.json, "print the result as JSON");
+  add_checkpoint_flag(app, a.checkpoint);
+  add_data_flag(app, a.data, "directory with t10k-{images-idx3,labels-idx1}-ubyte[.gz]");
+  add_limit_test_flag(app, a.limit_test);
+  add_batch_size_flag(app, a.eval.batch_size(), "evaluation batch size");
+  add_precision_flag(app, a.eval.precision(), "default: as trained");
+  add_device_flag(app, a.eval.device());
+  add_channels_last_flag(app, a.eval.channels_last(), "default: as trained");
+  add_tta_flags(app, a.eval.flip_tta(), a.eval.shift_tta(), "default: as trained");
+  add_json_flag(app, a.json, "print the result as JSON");
   app->add_option("--confusion", a.confusion, "also draw the confusion matrix as a heatmap into this PNG");
   add_threads_flag(app, a.threads);
   add_tensor_cache_flag(app, a.tensor_cache);

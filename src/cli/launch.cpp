@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "commands.h"
+#include "common.h"
 #include "vgg/error.h"
 
 namespace vgg::cli {
@@ -165,8 +166,8 @@ Command register_launch(CLI::App& root) {
   LaunchArgs& a = *args;
   CLI::App* app = root.add_subcommand("launch", "start N local data-parallel ranks: vgg launch --nproc 2 -- train ...");
   app->add_option("--nproc", a.nproc, "number of ranks")->capture_default_str();
-  app->add_option("--master-addr", a.master_addr, "rendezvous address")->capture_default_str();
-  app->add_option("--master-port", a.master_port, "rendezvous port (0 = a free one)")->capture_default_str();
+  add_rendezvous_flags(app, a.master_addr, a.master_port, "rendezvous address (default: 127.0.0.1)",
+                       "rendezvous port (default: 0, a free one)");
   app->add_option("--grace", a.grace, "seconds between SIGTERM and SIGKILL when stopping ranks")->capture_default_str();
   app->add_option("command", a.command, "the vgg subcommand and its flags, after --");
   return {app, [args]() { return run_launch(*args); }};

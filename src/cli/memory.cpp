@@ -137,27 +137,18 @@ Command register_memory(CLI::App& root) {
       "memory", "predicted memory of a training step: per-layer parameters, gradients, optimizer state, saved "
                 "activations; training and inference peaks");
   add_model_flags(app, a.model);
-  app->add_option("--batch-size", a.memory.batch_size(), "training batch size")->capture_default_str();
-  app->add_option("--micro-batch", a.memory.micro_batch(), "images per forward/backward pass (0 = whole batch)")
-      ->capture_default_str();
-  app->add_flag("--recompute,!--no-recompute", a.memory.recompute(), "activation checkpointing per feature block")
-      ->capture_default_str();
-  app->add_option("--precision", a.memory.precision(), "fp32, bf16 (autocast) or auto")->capture_default_str();
-  app->add_flag("--channels-last,!--no-channels-last", a.memory.channels_last(), "NHWC memory format")
-      ->capture_default_str();
+  add_batch_size_flag(app, a.memory.batch_size(), "training batch size");
+  add_pass_flags(app, a.memory.micro_batch(), a.memory.recompute());
+  add_precision_flag(app, a.memory.precision());
+  add_channels_last_flag(app, a.memory.channels_last());
   app->add_option("--optimizer", a.optimizer, "sgd, or momentum (SGD with a momentum buffer; 0.9 unless --momentum)")
       ->capture_default_str();
-  app->add_option("--momentum", a.memory.momentum(), "SGD momentum (> 0 keeps a buffer per parameter)")
-      ->capture_default_str();
-  app->add_flag("--nesterov,!--no-nesterov", a.memory.nesterov(), "Nesterov momentum (a transient copy in the step)")
-      ->capture_default_str();
-  app->add_option("--weight-decay", a.memory.weight_decay(), "L2 weight decay (a transient copy in the step)")
-      ->capture_default_str();
-  app->add_option("--memory-budget", a.budget, "also show how vgg train would fit this budget (e.g. 2GiB)");
+  add_sgd_flags(app, a.memory.momentum(), a.memory.nesterov(), a.memory.weight_decay());
+  add_memory_budget_flag(app, a.budget, "also show how vgg train would fit this budget (e.g. 2GiB)");
   app->add_option("--dataset-images", a.dataset_images, "images in the resident data set (train + test)")
       ->capture_default_str();
   app->add_option("--dataset-size", a.dataset_side, "native side of the data set's images")->capture_default_str();
-  app->add_flag("--json", a.json, "print the plan as JSON");
+  add_json_flag(app, a.json, "print the plan as JSON");
   return {app, [app, args]() { return run_memory(app, *args); }};
 }
 

@@ -4,7 +4,7 @@
 
 #include "commands.h"
 #include "common.h"
-#include "vgg/data/dataset.h"
+#include "vgg/data/source.h"
 #include "vgg/error.h"
 #include "vgg/image/charts.h"
 #include "vgg/sys.h"
@@ -30,8 +30,8 @@ void check_range(const char* flag, int64_t v, int64_t lo, int64_t hi) {
 }
 
 void draw_grid(const PredictArgs& a, LoadedCheckpoint& ck) {
-  check_data_flag(a.data);
-  Dataset test = load_idx_dataset(a.data, Split::Test, ck.meta.model.num_classes(), a.grid_start + a.grid_count);
+  Dataset test =
+      open_data_source(a.data)->load(Split::Test, ck.meta.model.num_classes(), a.grid_start + a.grid_count);
   if (!ck.meta.class_names.empty()) test.class_names = ck.meta.class_names;
   if (a.grid_start >= test.size()) {
     throw UsageError(fmt::format("--grid-start: the test set of {} has only {} images", a.data, test.size()));
@@ -108,13 +108,13 @@ Command register_predict(CLI::App& root) {
   PredictArgs& a = *args;
   CLI::App* app = root.add_subcommand(
       "predict", "classify PNG/JPEG/PGM/PPM pictures with a checkpoint, or draw a grid of classified test images");
-  app->add_option("--checkpoint", a.checkpoint, "checkpoint written by vgg train --save")->required();
+  add_checkpoint_flag(app, a.checkpoint);
   app->add_option("IMAGE", a.images, "pictures of any size, grey or colour; preprocessed as in training");
   app->add_option("--top-k", a.top_k, "how many classes to list per picture")->capture_default_str();
   app->add_flag("--invert", a.invert, "invert the pictures first (dark objects on a light background)");
-  app->add_flag("--json", a.json, "print the predictions as JSON");
+  add_json_flag(app, a.json, "print the predictions as JSON");
   app->add_option("--grid", a.grid, "draw test images with predicted and true classes into this PNG");
-  app->add_option("--data", a.data, "directory with the test set for --grid")->capture_default_str();
+  add_data_flag(app, a.data, "directory with the test set for --grid");
   app->add_option("--grid-count", a.grid_count, "images in the grid")->capture_default_str();
   app->add_option("--grid-start", a.grid_start, "index of the first test image in the grid")->capture_default_str();
   app->add_option("--grid-columns", a.grid_columns, "images per row")->capture_default_str();

@@ -107,11 +107,10 @@ Command register_profile(CLI::App& root) {
   CLI::App* app = root.add_subcommand(
       "profile", "measured forward and backward time per layer, FLOP share and achieved GFLOP/s");
   add_model_flags(app, a.model);
-  app->add_option("--batch-size", a.timing.batch_size(), "batch of the profiled training steps")->capture_default_str();
+  add_batch_size_flag(app, a.timing.batch_size(), "batch of the profiled training steps");
   add_repetition_flags(app, a.timing.warmup(), a.timing.reps(), "timed steps (each layer shows its median)");
-  app->add_flag("--channels-last,!--no-channels-last", a.timing.channels_last(), "NHWC memory format, as vgg train can use")
-      ->capture_default_str();
-  app->add_flag("--json", a.json, "print the profile as JSON");
+  add_channels_last_flag(app, a.timing.channels_last());
+  add_json_flag(app, a.json, "print the profile as JSON");
   add_threads_flag(app, a.threads);
   return {app, [args]() { return run_profile(*args); }};
 }

@@ -59,7 +59,7 @@ Command register_summary(CLI::App& root) {
   auto args = std::make_shared<SummaryArgs>();
   CLI::App* app = root.add_subcommand("summary", "layer table: output shapes, parameters, MACs, activation memory");
   add_model_flags(app, args->model);
-  app->add_flag("--json", args->json, "print the table as JSON");
+  add_json_flag(app, args->json, "print the table as JSON");
   return {app, [args]() { return run_summary(*args); }};
 }
 

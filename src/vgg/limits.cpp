@@ -26,6 +26,10 @@ void check_weight_decay(double v) {
   if (!(v >= 0 && v < 1)) throw UsageError(fmt::format("--weight-decay: expected 0 <= wd < 1, found {}", v));
 }
 
+void check_shift_tta(int64_t v) {
+  if (v < 0 || v > 8) throw UsageError(fmt::format("--shift-tta: expected 0..8 pixels, found {}", v));
+}
+
 void check_repetitions(int64_t warmup, int64_t reps) {
   in_range<int64_t>("--warmup", warmup, 0, 1000);
   in_range<int64_t>("--reps", reps, 1, 1000);

@@ -173,13 +173,7 @@ TEST(MemoryPlan, MatchesTheTensorPeakOfRealTrainingSteps) {
       std::printf("skipped on this CPU (no native bf16): %s\n", c.name);
       continue;
     }
-    const MemoryPlan p = plan_memory(plan_layers(c.model), MemoryOptions()
-                                                               .batch_size(c.train.batch_size())
-                                                               .micro_batch(c.train.micro_batch())
-                                                               .recompute(c.train.recompute())
-                                                               .precision(c.train.precision())
-                                                               .channels_last(c.train.channels_last())
-                                                               .momentum(c.train.momentum()));
+    const MemoryPlan p = plan_memory(plan_layers(c.model), memory_options(c.train));
     const int64_t measured = measured_tensor_peak(c);
     const double error = static_cast<double>(p.train_peak - measured) / static_cast<double>(measured);
     EXPECT_LT(std::fabs(error), 0.05) << c.name << ": predicted " << p.train_peak << " (at " << p.train_peak_at

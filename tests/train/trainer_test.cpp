@@ -16,7 +16,7 @@ namespace vgg {
 namespace {
 
 TEST(Schedule, OneCycleWarmsUpPeaksAndAnnealsToNearZero) {
-  auto o = TrainOptions().lr(0.1).schedule("onecycle");
+  auto o = TrainOptions().lr(0.1).schedule(Schedule::OneCycle);
   const int64_t total = 1000;
   EXPECT_NEAR(scheduled_lr(o, 0, total, 100), 0.1 / 25, 1e-12);
   EXPECT_NEAR(scheduled_lr(o, 300, total, 100), 0.1, 1e-9);
@@ -26,12 +26,12 @@ TEST(Schedule, OneCycleWarmsUpPeaksAndAnnealsToNearZero) {
 }
 
 TEST(Schedule, StepAndCosine) {
-  auto step = TrainOptions().lr(1.0).schedule("step").step_epochs(2).gamma(0.5);
+  auto step = TrainOptions().lr(1.0).schedule(Schedule::Step).step_epochs(2).gamma(0.5);
   EXPECT_DOUBLE_EQ(scheduled_lr(step, 0, 600, 100), 1.0);
   EXPECT_DOUBLE_EQ(scheduled_lr(step, 199, 600, 100), 1.0);
   EXPECT_DOUBLE_EQ(scheduled_lr(step, 200, 600, 100), 0.5);
   EXPECT_DOUBLE_EQ(scheduled_lr(step, 450, 600, 100), 0.25);
-  auto cosine = TrainOptions().lr(1.0).schedule("cosine");
+  auto cosine = TrainOptions().lr(1.0).schedule(Schedule::Cosine);
   EXPECT_DOUBLE_EQ(scheduled_lr(cosine, 0, 100, 10), 1.0);
   EXPECT_NEAR(scheduled_lr(cosine, 50, 100, 10), 0.5, 1e-12);
   EXPECT_DOUBLE_EQ(scheduled_lr(TrainOptions().lr(0.05), 77, 100, 10), 0.05);
@@ -51,7 +51,13 @@ TEST(TrainOptions, ValidationNamesTheFlag) {
   expect_flag(TrainOptions().lr(-1), "--lr");
   expect_flag(TrainOptions().lr(std::nan("")), "--lr");
   expect_flag(TrainOptions().momentum(1.5), "--momentum");
-  expect_flag(TrainOptions().schedule("linear"), "--schedule");
+  try {
+    parse_schedule("linear");
+    ADD_FAILURE() << "parse_schedule accepted 'linear'";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("--schedule: expected constant, step, cosine or onecycle"), std::string::npos)
+        << e.what();
+  }
   expect_flag(TrainOptions().precision("fp8"), "--precision");
   expect_flag(TrainOptions().label_smoothing(1.0), "--label-smoothing");
 }

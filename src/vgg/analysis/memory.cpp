@@ -9,6 +9,18 @@
 #include "vgg/limits.h"
 
 namespace vgg {
+
+MemoryOptions memory_options(const TrainOptions& t) {
+  return MemoryOptions()
+      .batch_size(t.batch_size())
+      .micro_batch(t.micro_batch())
+      .recompute(t.recompute())
+      .precision(t.precision())
+      .channels_last(t.channels_last())
+      .momentum(t.momentum())
+      .nesterov(t.nesterov())
+      .weight_decay(t.weight_decay());
+}
 namespace {
 
 constexpr int64_t kF32 = 4, kBF16 = 2, kI64 = 8;
@@ -64,8 +76,16 @@ int64_t weight_elems(const LayerSpec& l) {
   switch (l.kind) {
     case LayerKind::Conv: return l.out.c * l.in.c * l.kernel * l.kernel;
     case LayerKind::Linear: return l.out.c * l.in.numel();
-    default: return l.params();
+    case LayerKind::BatchNorm:
+    case LayerKind::ReLU:
+    case LayerKind::Sigmoid:
+    case LayerKind::MaxPool:
+    case LayerKind::AvgPool:
+    case LayerKind::AdaptiveAvgPool:
+    case LayerKind::Flatten:
+    case LayerKind::Dropout: return l.params();
   }
+  return l.params();
 }
 
 bool has_params(const LayerSpec& l) { return l.params() > 0; }

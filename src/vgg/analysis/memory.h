@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "vgg/models/layers.h"
+#include "vgg/train/options.h"
 
 namespace vgg {
 
@@ -61,6 +62,10 @@ struct MemoryOptions {
   TORCH_ARG(bool, nesterov) = false;
   TORCH_ARG(double, weight_decay) = 0.0;
 };
+
+// The memory-relevant settings of a training run (the one mapping from
+// TrainOptions).
+MemoryOptions memory_options(const TrainOptions& train);
 
 // Bytes per layer; `saved` is for one pass of micro_batch images (the whole
 // batch without micro-batching).

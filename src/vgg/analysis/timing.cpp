@@ -13,6 +13,7 @@
 #include "vgg/error.h"
 #include "vgg/stats.h"
 #include "vgg/train/precision.h"
+#include "vgg/train/step.h"
 
 namespace vgg {
 namespace {
@@ -59,11 +60,14 @@ class StartClock : public torch::autograd::FunctionPreHook {
   bool* fired_;
 };
 
-// One whole step as the trainer runs it; returns {forward, backward} ms.
-std::pair<double, double> whole_step(ConvNet& model, const Inputs& in) {
-  model->zero_grad();
+// One whole step's forward and backward as the trainer runs them (the
+// trainer's forward_loss, step.h, then backward); returns {forward,
+// backward} ms.
+std::pair<double, double> whole_step(ConvNet& model, const Inputs& in, const TimingOptions& o) {
+  model->zero_grad(/*set_to_none=*/true);  // as train_step leaves them
   const auto t0 = Clock::now();
-  torch::Tensor loss = loss_of(model->forward(in.x), in.y);
+  torch::Tensor loss =
+      forward_loss(model, in.x, in.y, TrainOptions().precision("fp32").channels_last(o.channels_last()), torch::kCPU);
   const auto t1 = Clock::now();
   loss.backward();
   const auto t2 = Clock::now();
@@ -107,7 +111,7 @@ StepTiming time_step(ConvNet& model, const TimingOptions& o) {
   const Inputs in = random_inputs(model, o);
   std::vector<double> fwd, bwd;
   for (int64_t i = 0; i < o.warmup() + o.reps(); ++i) {
-    auto [f, b] = whole_step(model, in);
+    auto [f, b] = whole_step(model, in, o);
     if (i >= o.warmup()) fwd.push_back(f), bwd.push_back(b);
   }
   model->train(was_training);
@@ -127,7 +131,7 @@ LayerProfile profile_layers(ConvNet& model, const TimingOptions& o) {
   for (int64_t rep = 0; rep < o.warmup() + o.reps(); ++rep) {
     const bool timed = rep >= o.warmup();
     {
-      model->zero_grad();
+      model->zero_grad(/*set_to_none=*/true);
       // The node that produced each layer's output, taken right after that
       // layer ran: an in-place ReLU later gives the same tensor a new node,
       // but the convolution's node stays the one recorded here.
@@ -170,7 +174,7 @@ LayerProfile profile_layers(ConvNet& model, const TimingOptions& o) {
         loss_b.push_back(ms_between(b0, end));
       }
     }
-    auto [sf, sb] = whole_step(model, in);
+    auto [sf, sb] = whole_step(model, in, o);
     if (timed) steps.push_back(sf + sb);
   }
   LayerProfile p;

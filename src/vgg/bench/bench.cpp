@@ -10,7 +10,9 @@
 #include "vgg/data/batch.h"
 #include "vgg/error.h"
 #include "vgg/models/model.h"
+#include "vgg/train/optimizer.h"
 #include "vgg/train/precision.h"
+#include "vgg/train/step.h"
 
 namespace vgg {
 namespace {
@@ -79,17 +81,13 @@ Setup prepare(const ModelOptions& m, const BenchOptions& o) {
 BenchResult bench_train(const ModelOptions& m, const BenchOptions& o) {
   Setup s = prepare(m, o);
   s.model->train();
-  torch::optim::SGD opt(s.model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
-  auto step = [&] {
-    opt.zero_grad();
-    torch::Tensor logits;
-    {
-      AutocastGuard autocast(s.precision, s.device);
-      logits = s.model->forward(s.x);
-    }
-    torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), s.y).backward();
-    opt.step();
-  };
+  // The step `vgg train` runs (step.h), with its optimizer; the batch is
+  // made once, so the pipeline is timed on its own below.
+  const TrainOptions train =
+      TrainOptions().batch_size(o.batch_size()).momentum(0.9).precision(s.precision).channels_last(o.channels_last());
+  const auto optimizer = make_optimizer(s.model->parameters(), train);
+  const Batch batch{s.x, s.y};
+  auto step = [&] { train_step(s.model, *optimizer, batch, train.lr(), train, s.device); };
   auto secs = time_reps(o.warmup(), o.reps(), s.device, step);
   BenchResult r = summarise("train", secs, o.batch_size(), 3.0 * 2.0 * static_cast<double>(total_macs(s.model->layers())));
   // The data pipeline on the same batch size, from Fashion-MNIST-sized images.

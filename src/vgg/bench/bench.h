@@ -32,8 +32,9 @@ struct BenchResult {
   double pipeline_seconds = 0, step_seconds = 0;
 };
 
-// One training step (forward, cross-entropy, backward, SGD update) per rep on
-// a random batch; FLOPs per image are 3x the forward FLOPs.
+// One training step per rep, the very step `vgg train` runs (train/step.h:
+// forward, cross-entropy, backward, SGD update), on a random batch; FLOPs
+// per image are 3x the forward FLOPs.
 BenchResult bench_train(const ModelOptions& model, const BenchOptions& options);
 // Forward passes without autograd state; FLOPs per image = forward FLOPs.
 BenchResult bench_inference(const ModelOptions& model, const BenchOptions& options);

@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include "vgg/data/idx.h"
+#include "vgg/error.h"
 
 namespace vgg {
 namespace {
@@ -90,6 +91,14 @@ Dataset load_idx_dataset(const std::string& dir, Split split, int64_t num_classe
   d.labels = torch::from_blob(labels.data.data(), {n}, torch::kUInt8).to(torch::kInt64);
   d.class_names = is_fashion_mnist(labels.data, split) ? fashion_mnist_class_names() : number_class_names(num_classes);
   return d;
+}
+
+void check_data_flag(const std::string& dir) {
+  try {
+    check_data_dir(dir);
+  } catch (const DataError& e) {
+    throw UsageError(fmt::format("--data: {}", e.what()));
+  }
 }
 
 }  // namespace vgg

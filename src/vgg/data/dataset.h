@@ -46,5 +46,7 @@ uint32_t fingerprint(const Dataset& data);
 
 // Throws DataError when dir lacks any of the four IDX files.
 void check_data_dir(const std::string& dir);
+// The same as a UsageError naming --data: checks the flag before any work.
+void check_data_flag(const std::string& dir);
 
 }  // namespace vgg

@@ -30,16 +30,31 @@ int64_t LayerSpec::params() const {
     case LayerKind::Conv: return out.c * in.c * kernel * kernel + out.c;
     case LayerKind::BatchNorm: return 2 * out.c;
     case LayerKind::Linear: return out.c * in.numel() + out.c;
-    default: return 0;
+    case LayerKind::ReLU:
+    case LayerKind::Sigmoid:
+    case LayerKind::MaxPool:
+    case LayerKind::AvgPool:
+    case LayerKind::AdaptiveAvgPool:
+    case LayerKind::Flatten:
+    case LayerKind::Dropout: return 0;
   }
+  return 0;
 }
 
 int64_t LayerSpec::macs() const {
   switch (kind) {
     case LayerKind::Conv: return out.numel() * in.c * kernel * kernel;
     case LayerKind::Linear: return out.c * in.numel();
-    default: return 0;
+    case LayerKind::BatchNorm:
+    case LayerKind::ReLU:
+    case LayerKind::Sigmoid:
+    case LayerKind::MaxPool:
+    case LayerKind::AvgPool:
+    case LayerKind::AdaptiveAvgPool:
+    case LayerKind::Flatten:
+    case LayerKind::Dropout: return 0;
   }
+  return 0;
 }
 
 int64_t LayerSpec::ptflops_macs() const {
@@ -51,8 +66,12 @@ int64_t LayerSpec::ptflops_macs() const {
     case LayerKind::AvgPool:
     case LayerKind::AdaptiveAvgPool: return in.numel();
     case LayerKind::BatchNorm: return 2 * in.numel();
-    default: return 0;
+    // ptflops counts no operations for these.
+    case LayerKind::Sigmoid:
+    case LayerKind::Flatten:
+    case LayerKind::Dropout: return 0;
   }
+  return 0;
 }
 
 int64_t total_params(const LayerTable& t) {

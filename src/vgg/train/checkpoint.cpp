@@ -1,5 +1,7 @@
 #include "vgg/train/checkpoint.h"
 
+#include "vgg/train/optimizer.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -290,8 +292,6 @@ Payload read_payload(const std::string& path) {
   return parse_payload(std::move(bytes), path);
 }
 
-std::string momentum_key(size_t index) { return fmt::format("optimizer/momentum/{}", index); }
-
 void load_state(Payload& p, const std::string& path, ConvNet& model, torch::optim::Optimizer* optimizer) {
   torch::NoGradGuard no_grad;
   auto assign = [&](const std::string& name, torch::Tensor& target) {
@@ -308,19 +308,16 @@ void load_state(Payload& p, const std::string& path, ConvNet& model, torch::opti
   for (auto& item : model->named_parameters()) assign(item.key(), item.value());
   for (auto& item : model->named_buffers()) assign(item.key(), item.value());
   if (optimizer == nullptr) return;
-  auto* sgd = dynamic_cast<torch::optim::SGD*>(optimizer);
-  if (sgd == nullptr) throw CheckpointError("only SGD optimizer state can be restored");
-  const auto params = model->parameters();
-  for (size_t i = 0; i < params.size(); ++i) {
-    auto it = p.records.find(momentum_key(i));
-    if (it == p.records.end()) continue;
-    if (it->second.sizes() != params[i].sizes() || it->second.scalar_type() != params[i].scalar_type()) {
-      throw CheckpointError(fmt::format("checkpoint {} does not match the model: momentum buffer {} has the wrong shape or type", path, i));
-    }
-    auto state = std::make_unique<torch::optim::SGDParamState>();
-    state->momentum_buffer(torch::empty_like(params[i]).copy_(it->second));  // the parameter's strides
-    sgd->state()[c10::guts::to_string(params[i].unsafeGetTensorImpl())] = std::move(state);
-  }
+  restore_optimizer_state(
+      *optimizer, model->parameters(),
+      [&](const std::string& name) {
+        auto it = p.records.find("optimizer/" + name);
+        return it == p.records.end() ? torch::Tensor() : it->second;
+      },
+      [&](const std::string& name) {
+        throw CheckpointError(fmt::format(
+            "checkpoint {} does not match the model: optimizer state {} has the wrong shape or type", path, name));
+      });
 }
 
 }  // namespace
@@ -412,15 +409,7 @@ void save_checkpoint(const std::string& requested, const CheckpointMeta& meta, C
   for (const auto& item : model->named_parameters()) records.emplace_back("model/" + item.key(), item.value());
   for (const auto& item : model->named_buffers()) records.emplace_back("model/" + item.key(), item.value());
   if (optimizer != nullptr) {
-    const auto params = model->parameters();
-    const auto& state = optimizer->state();
-    for (size_t i = 0; i < params.size(); ++i) {
-      auto it = state.find(c10::guts::to_string(params[i].unsafeGetTensorImpl()));
-      if (it == state.end()) continue;
-      if (auto* sgd = dynamic_cast<const torch::optim::SGDParamState*>(it->second.get())) {
-        if (sgd->momentum_buffer().defined()) records.emplace_back(momentum_key(i), sgd->momentum_buffer());
-      }
-    }
+    for (auto& [name, t] : optimizer_state(*optimizer, model->parameters())) records.emplace_back("optimizer/" + name, t);
   }
   if (meta.step_in_epoch > 0) {
     records.emplace_back("rng/augment", meta.augment_rng);

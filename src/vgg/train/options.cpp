@@ -15,49 +15,95 @@
 
 namespace vgg {
 
+const char* to_string(Schedule s) {
+  switch (s) {
+    case Schedule::Constant: return "constant";
+    case Schedule::Step: return "step";
+    case Schedule::Cosine: return "cosine";
+    case Schedule::OneCycle: return "onecycle";
+  }
+  return "?";
+}
+
+Schedule parse_schedule(const std::string& name) {
+  for (Schedule s : {Schedule::Constant, Schedule::Step, Schedule::Cosine, Schedule::OneCycle}) {
+    if (name == to_string(s)) return s;
+  }
+  throw UsageError(fmt::format("--schedule: expected constant, step, cosine or onecycle, found '{}'", name));
+}
+
+const std::vector<TrainOptionField>& train_option_fields() {
+  using O = TrainOptions;
+  // Rows without help are registered by the shared helpers of src/cli/common.h.
+  static const std::vector<TrainOptionField> table = {
+      {"--epochs", "epochs", "training epochs", true, true, [](O& o) -> TrainOptionRef { return &o.epochs(); }},
+      {"--batch-size", "batch_size", nullptr, true, true, [](O& o) -> TrainOptionRef { return &o.batch_size(); }},
+      {"--eval-batch-size", "eval_batch_size", "evaluation batch size", false, true,
+       [](O& o) -> TrainOptionRef { return &o.eval_batch_size(); }},
+      {"--lr", "lr", "peak learning rate", true, true, [](O& o) -> TrainOptionRef { return &o.lr(); }},
+      {"--momentum", "momentum", nullptr, true, true, [](O& o) -> TrainOptionRef { return &o.momentum(); }},
+      {"--nesterov", "nesterov", nullptr, true, true, [](O& o) -> TrainOptionRef { return &o.nesterov(); }},
+      {"--weight-decay", "weight_decay", nullptr, true, true, [](O& o) -> TrainOptionRef { return &o.weight_decay(); }},
+      {"--schedule", "schedule", "lr schedule: constant, step, cosine or onecycle", true, true,
+       [](O& o) -> TrainOptionRef { return &o.schedule(); }},
+      {"--step-epochs", "step_epochs", "step schedule: epochs between decays", false, true,
+       [](O& o) -> TrainOptionRef { return &o.step_epochs(); }},
+      {"--gamma", "gamma", "step schedule: decay factor", false, true, [](O& o) -> TrainOptionRef { return &o.gamma(); }},
+      {"--label-smoothing", "label_smoothing", "label smoothing of the cross-entropy", true, true,
+       [](O& o) -> TrainOptionRef { return &o.label_smoothing(); }},
+      {"--seed", "seed", "seed for initialisation, shuffling and augmentation", false, true,
+       [](O& o) -> TrainOptionRef { return &o.seed(); }},
+      {"--precision", "precision", nullptr, true, true, [](O& o) -> TrainOptionRef { return &o.precision(); }},
+      {"--channels-last", "channels_last", nullptr, true, true,
+       [](O& o) -> TrainOptionRef { return &o.channels_last(); }},
+      {"--device", nullptr, nullptr, false, false, [](O& o) -> TrainOptionRef { return &o.device(); }},
+      {"--micro-batch", "micro_batch", nullptr, false, false, [](O& o) -> TrainOptionRef { return &o.micro_batch(); }},
+      {"--recompute", "recompute", nullptr, false, false, [](O& o) -> TrainOptionRef { return &o.recompute(); }},
+      {"--memory-budget", "memory_budget", nullptr, false, false,
+       [](O& o) -> TrainOptionRef { return &o.memory_budget(); }},
+      {"--flip-tta", "flip_tta", nullptr, true, false, [](O& o) -> TrainOptionRef { return &o.flip_tta(); }},
+      {"--shift-tta", "shift_tta", nullptr, true, false, [](O& o) -> TrainOptionRef { return &o.shift_tta(); }},
+  };
+  return table;
+}
+
 void to_json(nlohmann::json& j, const TrainOptions& o) {
-  j = nlohmann::json{{"epochs", o.epochs()},
-                     {"batch_size", o.batch_size()},
-                     {"eval_batch_size", o.eval_batch_size()},
-                     {"lr", o.lr()},
-                     {"momentum", o.momentum()},
-                     {"nesterov", o.nesterov()},
-                     {"weight_decay", o.weight_decay()},
-                     {"schedule", o.schedule()},
-                     {"step_epochs", o.step_epochs()},
-                     {"gamma", o.gamma()},
-                     {"label_smoothing", o.label_smoothing()},
-                     {"seed", o.seed()},
-                     {"precision", o.precision()},
-                     {"channels_last", o.channels_last()},
-                     {"micro_batch", o.micro_batch()},
-                     {"recompute", o.recompute()},
-                     {"memory_budget", o.memory_budget()},
-                     {"flip_tta", o.flip_tta()},
-                     {"shift_tta", o.shift_tta()}};
+  j = nlohmann::json::object();
+  TrainOptions copy = o;  // the table hands out references to a mutable struct
+  for (const auto& f : train_option_fields()) {
+    if (f.key == nullptr) continue;
+    std::visit(
+        [&](auto* v) {
+          using T = std::remove_pointer_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, Schedule>) {
+            j[f.key] = to_string(*v);
+          } else {
+            j[f.key] = *v;
+          }
+        },
+        f.ref(copy));
+  }
 }
 
 void from_json(const nlohmann::json& j, TrainOptions& o) {
-  o.epochs(json_int(j, "epochs"))
-      .batch_size(json_int(j, "batch_size"))
-      .eval_batch_size(json_int(j, "eval_batch_size"))
-      .lr(j.at("lr").get<double>())
-      .momentum(j.at("momentum").get<double>())
-      .nesterov(j.at("nesterov").get<bool>())
-      .weight_decay(j.at("weight_decay").get<double>())
-      .schedule(j.at("schedule").get<std::string>())
-      .step_epochs(json_int(j, "step_epochs"))
-      .gamma(j.at("gamma").get<double>())
-      .label_smoothing(j.at("label_smoothing").get<double>())
-      .seed(json_uint(j, "seed"))
-      .precision(j.at("precision").get<std::string>())
-      .channels_last(j.at("channels_last").get<bool>())
-      // Absent from checkpoints written before the memory planner.
-      .micro_batch(json_int_or(j, "micro_batch", 0))
-      .recompute(j.value("recompute", false))
-      .memory_budget(json_int_or(j, "memory_budget", 0))
-      .flip_tta(j.value("flip_tta", false))
-      .shift_tta(json_int_or(j, "shift_tta", 0));
+  for (const auto& f : train_option_fields()) {
+    if (f.key == nullptr || (!f.required && !j.contains(f.key))) continue;
+    const nlohmann::json& value = j.at(f.key);  // throws for a missing required key
+    std::visit(
+        [&](auto* v) {
+          using T = std::remove_pointer_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, int64_t>) {
+            *v = json_int(j, f.key);
+          } else if constexpr (std::is_same_v<T, uint64_t>) {
+            *v = json_uint(j, f.key);
+          } else if constexpr (std::is_same_v<T, Schedule>) {
+            *v = parse_schedule(value.get<std::string>());
+          } else {
+            *v = value.get<T>();
+          }
+        },
+        f.ref(o));
+  }
 }
 
 void validate(const TrainOptions& o) {
@@ -71,16 +117,12 @@ void validate(const TrainOptions& o) {
   check_momentum(o.momentum());
   check_weight_decay(o.weight_decay());
   if (o.nesterov() && o.momentum() == 0) fail("--nesterov", "a non-zero --momentum", "momentum 0");
-  const std::string& s = o.schedule();
-  if (s != "constant" && s != "step" && s != "cosine" && s != "onecycle") {
-    fail("--schedule", "constant, step, cosine or onecycle", "'" + s + "'");
-  }
   if (o.step_epochs() < 1) fail("--step-epochs", "a positive number", std::to_string(o.step_epochs()));
   if (!(o.gamma() > 0 && o.gamma() <= 1)) fail("--gamma", "0 < gamma <= 1", fmt::format("{}", o.gamma()));
   if (!(o.label_smoothing() >= 0 && o.label_smoothing() < 1)) {
     fail("--label-smoothing", "0 <= s < 1", fmt::format("{}", o.label_smoothing()));
   }
-  if (o.shift_tta() < 0 || o.shift_tta() > 8) fail("--shift-tta", "0..8 pixels", std::to_string(o.shift_tta()));
+  check_shift_tta(o.shift_tta());
   check_micro_batch(o.micro_batch());
   if (o.memory_budget() < 0) fail("--memory-budget", "a positive size", std::to_string(o.memory_budget()));
   check_precision(o.precision());
@@ -89,18 +131,19 @@ void validate(const TrainOptions& o) {
 double scheduled_lr(const TrainOptions& o, int64_t step, int64_t total_steps, int64_t steps_per_epoch) {
   const double pi = 3.14159265358979323846;
   const double base = o.lr();
-  if (o.schedule() == "step") {
-    return base * std::pow(o.gamma(), static_cast<double>(step / steps_per_epoch / o.step_epochs()));
-  }
-  if (o.schedule() == "cosine") {
-    return 0.5 * base * (1.0 + std::cos(pi * static_cast<double>(step) / static_cast<double>(total_steps)));
-  }
-  if (o.schedule() == "onecycle") {
-    const double initial = base / 25.0, final_lr = initial / 1e4;
-    const double warm = std::max<double>(1.0, 0.3 * static_cast<double>(total_steps));
-    auto cos_anneal = [&](double from, double to, double t) { return to + (from - to) * 0.5 * (1.0 + std::cos(pi * t)); };
-    if (step < warm) return cos_anneal(initial, base, step / warm);
-    return cos_anneal(base, final_lr, (step - warm) / std::max(1.0, total_steps - 1 - warm));
+  switch (o.schedule()) {
+    case Schedule::Constant: return base;
+    case Schedule::Step:
+      return base * std::pow(o.gamma(), static_cast<double>(step / steps_per_epoch / o.step_epochs()));
+    case Schedule::Cosine:
+      return 0.5 * base * (1.0 + std::cos(pi * static_cast<double>(step) / static_cast<double>(total_steps)));
+    case Schedule::OneCycle: {
+      const double initial = base / 25.0, final_lr = initial / 1e4;
+      const double warm = std::max<double>(1.0, 0.3 * static_cast<double>(total_steps));
+      auto cos_anneal = [&](double from, double to, double t) { return to + (from - to) * 0.5 * (1.0 + std::cos(pi * t)); };
+      if (step < warm) return cos_anneal(initial, base, step / warm);
+      return cos_anneal(base, final_lr, (step - warm) / std::max(1.0, total_steps - 1 - warm));
+    }
   }
   return base;
 }

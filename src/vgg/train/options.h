@@ -4,11 +4,22 @@
 #include <torch/arg.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <variant>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
 namespace vgg {
+
+// Learning-rate schedules, per step: constant; step (times gamma every
+// step_epochs epochs); cosine (to 0); onecycle (as PyTorch's OneCycleLR: 30%
+// cosine warm-up from lr/25, cosine down to lr/25e4).
+enum class Schedule { Constant, Step, Cosine, OneCycle };
+const char* to_string(Schedule s);
+// Throws UsageError naming --schedule and listing the valid names.
+Schedule parse_schedule(const std::string& name);
 
 struct TrainOptions {
   TORCH_ARG(int64_t, epochs) = 10;
@@ -19,15 +30,16 @@ struct TrainOptions {
   TORCH_ARG(double, momentum) = 0.0;
   TORCH_ARG(bool, nesterov) = false;
   TORCH_ARG(double, weight_decay) = 0.0;
-  // constant | step | cosine | onecycle (per step; onecycle as PyTorch's
-  // OneCycleLR: 30% warm-up from lr/25, cosine down to lr/25e4).
-  TORCH_ARG(std::string, schedule) = "constant";
+  TORCH_ARG(Schedule, schedule) = Schedule::Constant;
   // For "step": multiply by gamma every step_epochs epochs.
   TORCH_ARG(int64_t, step_epochs) = 3;
   TORCH_ARG(double, gamma) = 0.1;
   TORCH_ARG(double, label_smoothing) = 0.0;
   TORCH_ARG(uint64_t, seed) = 42;
-  // fp32 | bf16 (autocast) | auto (bf16 where the CPU has it natively).
+  // fp32 | bf16 (autocast) | auto (bf16 where the device computes it
+  // natively; resolved when training starts). The library defaults to the
+  // same numbers on every machine; `vgg train` to auto and NHWC (its preset
+  // base, src/cli/common.cpp).
   TORCH_ARG(std::string, precision) = "fp32";
   TORCH_ARG(bool, channels_last) = false;
   // cpu, cuda or cuda:N. Where this run computes, not part of the recipe:
@@ -53,6 +65,21 @@ struct EpochTotals {
   double loss_sum = 0;  // sum over images of the per-image loss
   int64_t correct = 0, seen = 0;
 };
+
+// The one table of TrainOptions' settings: for each, its flag, its key in
+// checkpoints and, where `vgg train` registers the flag from this table,
+// its help. JSON, validation messages, the flags and the presets' base all
+// read it, so a new setting is one field above and one row here.
+using TrainOptionRef = std::variant<int64_t*, uint64_t*, double*, bool*, std::string*, Schedule*>;
+struct TrainOptionField {
+  const char* flag;  // "--lr"
+  const char* key;   // in checkpoints; nullptr when not stored (the device)
+  const char* help;  // nullptr when a shared flag helper registers the flag
+  bool preset;       // every preset sets it
+  bool required;     // checkpoints must hold it (false: newer than format v2, default when absent)
+  std::function<TrainOptionRef(TrainOptions&)> ref;
+};
+const std::vector<TrainOptionField>& train_option_fields();
 
 void to_json(nlohmann::json& j, const TrainOptions& o);
 void from_json(const nlohmann::json& j, TrainOptions& o);

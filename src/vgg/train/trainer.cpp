@@ -7,8 +7,8 @@
 
 #include "vgg/dist/dist.h"
 #include "vgg/sys.h"
+#include "vgg/train/optimizer.h"
 #include "vgg/train/precision.h"
-#include "vgg/train/recompute.h"
 
 namespace vgg {
 
@@ -34,64 +34,13 @@ Trainer::Trainer(ConvNet model, TrainOptions train, PreprocessOptions preprocess
   train_.precision(resolve_precision(train_.precision(), device_));
   model_->to(device_);  // before the optimizer takes the parameters
   if (train_.channels_last()) to_channels_last(*model_);
-  optimizer_ = std::make_unique<torch::optim::SGD>(
-      model_->parameters(), torch::optim::SGDOptions(train_.lr())
-                                .momentum(train_.momentum())
-                                .nesterov(train_.nesterov())
-                                .weight_decay(train_.weight_decay()));
+  optimizer_ = make_optimizer(model_->parameters(), train_);
 }
 
-namespace {
-
-// Set to none rather than zeroed: no gradient memory between steps, and the
-// first backward adopts each new gradient instead of adding it into zeros
-// through a copy as large as the largest weight (392 MiB for vgg11's fc1).
-void clear_gradients(torch::nn::Module& model) {
-  for (auto& p : model.parameters()) p.mutable_grad() = torch::Tensor();
-}
-
-}  // namespace
-
-std::pair<double, int64_t> Trainer::train_step(const Batch& batch, double lr) {
-  for (auto& group : optimizer_->param_groups()) {
-    static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
-  }
-  clear_gradients(*model_);
-  auto result = accumulate_gradients(batch);
-  optimizer_->step();
-  clear_gradients(*model_);
+StepResult Trainer::train_step(const Batch& batch, double lr) {
+  const StepResult r = vgg::train_step(model_, *optimizer_, batch, lr, train_, device_, sync_);
   ++steps_taken_;
-  return result;
-}
-
-std::pair<double, int64_t> Trainer::accumulate_gradients(const Batch& batch) {
-  const int64_t n = batch.y.size(0);
-  const int64_t step = train_.micro_batch() > 0 ? std::min(train_.micro_batch(), n) : n;
-  double loss_sum = 0;
-  int64_t correct = 0;
-  for (int64_t start = 0; start < n; start += step) {
-    const int64_t len = std::min(step, n - start);
-    torch::Tensor x = batch.x.narrow(0, start, len).to(device_), y = batch.y.narrow(0, start, len).to(device_);
-    if (train_.channels_last()) x = to_channels_last(x);
-    torch::Tensor logits;
-    {
-      AutocastGuard autocast(train_.precision(), device_);
-      logits = train_.recompute() ? checkpointed_forward(model_, x, train_.precision()) : model_->forward(x);
-    }
-    logits = logits.to(torch::kFloat32);
-    torch::Tensor loss = torch::nn::functional::cross_entropy(
-        logits, y, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(train_.label_smoothing()));
-    // Mean over this pass times its share of the batch: the passes' gradients
-    // add up to the gradient of the mean over the whole batch.
-    // Data parallel: the gradient hooks all-reduce during the last pass only.
-    const bool last = start + len >= n;
-    if (last && sync_ != nullptr) sync_->prepare();
-    (len == n ? loss : loss * (static_cast<double>(len) / static_cast<double>(n))).backward();
-    if (last && sync_ != nullptr) sync_->finish();
-    loss_sum += loss.item<double>() * static_cast<double>(len);
-    correct += logits.argmax(1).eq(y).sum().item<int64_t>();
-  }
-  return {loss_sum / static_cast<double>(n), correct};
+  return r;
 }
 
 void Trainer::set_data_parallel(ProcessGroup* group, GradientSync* sync) {
@@ -195,7 +144,7 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
     }
     const double lr = scheduled_lr(train_, epochs_done_ * steps + i, total_steps, steps);
     Batch b = make_batch(train, batches[i], preprocess_, &augment_gen_);
-    auto [loss, ok] = train_step(b, lr);
+    const auto [loss, ok] = train_step(b, lr);
     if (!std::isfinite(loss)) {
       // Stop now (in data-parallel mode at the next vote): the weights are
       // poisoned and must not be saved.

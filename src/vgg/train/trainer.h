@@ -11,6 +11,7 @@
 #include "vgg/models/model.h"
 #include "vgg/train/evaluate.h"
 #include "vgg/train/options.h"
+#include "vgg/train/step.h"
 
 namespace vgg {
 
@@ -41,7 +42,7 @@ class Trainer {
   Trainer(ConvNet model, TrainOptions train, PreprocessOptions preprocess);
 
   ConvNet& model() { return model_; }
-  torch::optim::SGD& optimizer() { return *optimizer_; }
+  torch::optim::Optimizer& optimizer() { return *optimizer_; }
   const TrainOptions& options() const { return train_; }
   const PreprocessOptions& preprocess() const { return preprocess_; }
 
@@ -69,18 +70,13 @@ class Trainer {
   int64_t steps_taken() const { return steps_taken_; }
   bool step_limit_reached() const { return max_steps_ > 0 && steps_taken_ >= max_steps_; }
 
-  // One forward/backward/update on a preprocessed batch; returns the mean
-  // loss and the number of correct predictions. Gradients are set to none
-  // before and after, so between steps they hold no memory and the first
-  // backward adopts each new gradient instead of adding it to zeros.
-  std::pair<double, int64_t> train_step(const Batch& batch, double lr);
-
-  // The forward and backward half of train_step: accumulates the batch's
-  // gradients into the parameters' .grad, in passes of micro_batch images
-  // (each pass's mean loss weighted by its share of the batch, so the sum is
-  // the whole batch's gradient; exact up to rounding without batch norm,
-  // whose statistics then come from each pass). Returns what train_step does.
-  std::pair<double, int64_t> accumulate_gradients(const Batch& batch);
+  // One training step (step.h) on a preprocessed batch at learning rate lr,
+  // with this trainer's options, device and gradient synchronisation.
+  StepResult train_step(const Batch& batch, double lr);
+  // Its forward and backward half (step.h: accumulate_gradients).
+  StepResult accumulate_gradients(const Batch& batch) {
+    return vgg::accumulate_gradients(model_, batch, train_, device_, sync_);
+  }
 
   // Trains one epoch over `train` and evaluates on `test` (if non-null).
   // Returns early (with partial stats) when *stop becomes true.
@@ -95,7 +91,7 @@ class Trainer {
   TrainOptions train_;
   PreprocessOptions preprocess_;
   torch::Device device_ = torch::kCPU;
-  std::unique_ptr<torch::optim::SGD> optimizer_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
   int64_t epochs_done_ = 0;
   int64_t max_steps_ = 0, steps_taken_ = 0;
   int64_t step_in_epoch_ = 0;  // > 0 only while an epoch is interrupted

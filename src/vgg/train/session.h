@@ -1,0 +1,129 @@
+// A training run as `vgg train` performs it: resume, data, memory budget,
+// the epoch loop with its evaluation, checkpoint policy and stop rules. The
+// caller supplies the options and receives events; it prints, this decides.
+#pragma once
+
+#include <torch/arg.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "vgg/analysis/memory.h"
+#include "vgg/data/dataset.h"
+#include "vgg/dist/dist.h"
+#include "vgg/train/checkpoint.h"
+#include "vgg/train/trainer.h"
+
+namespace vgg {
+
+// Which data a run trains and evaluates on.
+struct DataOptions {
+  TORCH_ARG(std::string, dir) = kDefaultDataDir;
+  TORCH_ARG(int64_t, limit_train) = 0;  // first N training images (0 = all)
+  TORCH_ARG(int64_t, limit_test) = 0;   // first N test images (0 = all)
+};
+
+struct SessionOptions {
+  TORCH_ARG(ModelOptions, model);
+  TORCH_ARG(PreprocessOptions, preprocess);
+  TORCH_ARG(TrainOptions, train);
+  TORCH_ARG(DataOptions, data);
+  // Checkpoint written atomically after every epoch and on every stop
+  // ("" = none); the checkpoint to continue from ("" = a new run).
+  TORCH_ARG(std::string, save);
+  TORCH_ARG(std::string, resume);
+  // Evaluate every N epochs (0 = after the last only; the last always).
+  TORCH_ARG(int64_t, eval_every) = 1;
+  // Stop after this many optimizer steps in this run (0 = no limit).
+  TORCH_ARG(int64_t, max_steps) = 0;
+  // Choose the largest batch that fits train.memory_budget.
+  TORCH_ARG(bool, auto_batch) = false;
+  // With resume: continue on data other than the checkpoint's.
+  TORCH_ARG(bool, allow_data_change) = false;
+  // Data parallel over a process group (nullopt = one process).
+  TORCH_ARG(std::optional<DistOptions>, dist);
+  // What the resumed checkpoint was trained on (set by resume_configuration).
+  TORCH_ARG(DataRecord, resumed_data);
+};
+
+// With options.resume(): the checkpoint's configuration, which the run
+// continues. `given` tells which flags the user set: those may extend the
+// run (--epochs) or change how a step runs (--device, --micro-batch,
+// --recompute, test-time augmentation), never the architecture (UsageError)
+// and not the data unless allow_data_change. Without resume: `options`.
+SessionOptions resume_configuration(SessionOptions options, const std::function<bool(const std::string&)>& given);
+
+// Every check that needs no data, each a UsageError naming its flag; also
+// resolves "auto" precision and puts the model's and preprocessing's image
+// sizes in agreement. Call before any expensive work.
+void validate_session(SessionOptions& options);
+
+class TrainingSession {
+ public:
+  // Loads the data (checking them against a resumed checkpoint's record and
+  // the model's channels) and fits the step to the memory budget, if any.
+  // Nothing is built or trained yet. `options` must have passed validate_session().
+  explicit TrainingSession(SessionOptions options);
+  ~TrainingSession();
+
+  const SessionOptions& options() const { return options_; }
+  const Dataset& train_data() const { return train_; }
+  const Dataset& test_data() const { return test_; }
+
+  // The fit to train.memory_budget, when there is one: what the process
+  // held before the model, and the planned step.
+  struct BudgetReport {
+    int64_t baseline = 0;
+    BudgetFit fit;
+  };
+  const std::optional<BudgetReport>& budget() const { return budget_; }
+
+  struct Events {
+    std::function<void(const std::string&)> note;  // resumed, data parallel set up
+    std::function<void(int64_t epoch, const StepInfo&)> step;
+    std::function<void(const EpochStats&)> epoch;  // after each completed epoch, before its checkpoint
+  };
+  enum class Outcome {
+    Finished,     // all epochs done
+    NothingToDo,  // the resumed checkpoint already had them
+    StepLimit,    // max_steps reached inside an epoch (saved)
+    Interrupted,  // *stop during an epoch (saved, resumable at that step)
+    InterruptedAfterEpoch,  // *stop during the epoch's evaluation: recorded and saved
+  };
+  // Builds the model (seeded), resumes, trains. Throws std::runtime_error
+  // when the loss diverges (the last good checkpoint stays).
+  Outcome run(const Events& events, const std::atomic<bool>* stop = nullptr);
+
+  // After run(): the trainer, the last epoch's (or partial epoch's) stats,
+  // the last test evaluation, and the whole run's seconds.
+  Trainer& trainer() { return *trainer_; }
+  const EpochStats& last_epoch() const { return last_epoch_; }
+  const EvalResult& last_test() const { return last_test_; }
+  bool data_parallel() const { return sync_ != nullptr; }
+  double seconds() const { return seconds_; }
+  // Seconds since run() started training (for per-step logs).
+  double elapsed() const;
+
+  // Writes the trainer's state to options().save() (rank 0; no-op without
+  // a path).
+  void save();
+
+ private:
+  SessionOptions options_;
+  Dataset train_, test_;
+  uint32_t train_crc_ = 0;
+  std::optional<BudgetReport> budget_;
+  std::unique_ptr<Trainer> trainer_;
+  std::unique_ptr<ProcessGroup> group_;
+  std::unique_ptr<GradientSync> sync_;
+  EpochStats last_epoch_;
+  EvalResult last_test_;
+  double seconds_ = 0;
+  std::chrono::steady_clock::time_point started_;
+};
+
+}  // namespace vgg

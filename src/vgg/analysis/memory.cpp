@@ -72,20 +72,10 @@ struct Act {
   int64_t dt = kF32;
 };
 
+// Parameters without the bias: what autocast copies to bf16 as a weight.
 int64_t weight_elems(const LayerSpec& l) {
-  switch (l.kind) {
-    case LayerKind::Conv: return l.out.c * l.in.c * l.kernel * l.kernel;
-    case LayerKind::Linear: return l.out.c * l.in.numel();
-    case LayerKind::BatchNorm:
-    case LayerKind::ReLU:
-    case LayerKind::Sigmoid:
-    case LayerKind::MaxPool:
-    case LayerKind::AvgPool:
-    case LayerKind::AdaptiveAvgPool:
-    case LayerKind::Flatten:
-    case LayerKind::Dropout: return l.params();
-  }
-  return l.params();
+  const bool has_bias = l.kind == LayerKind::Conv || l.kind == LayerKind::Linear;
+  return has_bias ? l.params() - l.out.c : l.params();
 }
 
 bool has_params(const LayerSpec& l) { return l.params() > 0; }

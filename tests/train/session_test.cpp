@@ -11,6 +11,7 @@
 #include "vgg/error.h"
 #include "vgg/train/optimizer.h"
 #include "vgg/train/session.h"
+#include "vgg/train/step.h"
 
 namespace vgg {
 namespace {
@@ -23,13 +24,19 @@ SessionOptions tiny_session(const std::string& dir) {
   return o;
 }
 
-TEST(Session, TrainsEvaluatesAndReportsEachEpoch) {
-  test::TempDir dir;
+// 100 training and 30 test images in `dir`; the tiny session saving to
+// s.ckpt there, validated.
+SessionOptions saving_session(const test::TempDir& dir) {
   test::write_tiny_dataset(dir.str(), 100, 30);
   SessionOptions o = tiny_session(dir.str());
   o.save(dir.file("s.ckpt"));
   validate_session(o);
-  TrainingSession session(o);
+  return o;
+}
+
+TEST(Session, TrainsEvaluatesAndReportsEachEpoch) {
+  test::TempDir dir;
+  TrainingSession session(saving_session(dir));
   EXPECT_EQ(session.train_data().size(), 100);
   int steps = 0;
   std::vector<int64_t> epochs;
@@ -49,12 +56,8 @@ TEST(Session, TrainsEvaluatesAndReportsEachEpoch) {
 
 TEST(Session, StepLimitSavesAndResumeContinuesTheCheckpointsRun) {
   test::TempDir dir;
-  test::write_tiny_dataset(dir.str(), 100, 30);
-  SessionOptions o = tiny_session(dir.str());
-  o.save(dir.file("s.ckpt")).max_steps(3);
-  validate_session(o);
   {
-    TrainingSession session(o);
+    TrainingSession session(saving_session(dir).max_steps(3));
     EXPECT_EQ(session.run({}), TrainingSession::Outcome::StepLimit);
     EXPECT_EQ(session.trainer().position().step_in_epoch, 3);
   }
@@ -84,11 +87,7 @@ TEST(Session, StepLimitSavesAndResumeContinuesTheCheckpointsRun) {
 
 TEST(Session, StopFlagSavesInsideTheEpoch) {
   test::TempDir dir;
-  test::write_tiny_dataset(dir.str(), 100, 30);
-  SessionOptions o = tiny_session(dir.str());
-  o.save(dir.file("s.ckpt"));
-  validate_session(o);
-  TrainingSession session(o);
+  TrainingSession session(saving_session(dir));
   std::atomic<bool> stop{false};
   int steps = 0;
   TrainingSession::Events events;
@@ -196,6 +195,44 @@ TEST(DataSourceSeam, IdxDirectoriesOpenAndOtherPathsNameTheFlag) {
   } catch (const UsageError& e) {
     EXPECT_EQ(std::string(e.what()).rfind("--data:", 0), 0u) << e.what();
   }
+}
+
+}  // namespace
+}  // namespace vgg
+
+namespace vgg {
+namespace {
+
+// --grad-clip: the update of plain SGD (lr 1, no momentum) is minus the
+// clipped gradient, so its norm is at most the clip; without the clip the
+// same step moves the weights much further.
+TEST(GradClip, BoundsTheGlobalGradientNormOfEachUpdate) {
+  test::TempDir dir;
+  test::write_tiny_dataset(dir.str(), 20, 10);
+  const Dataset data = load_idx_dataset(dir.str(), Split::Train);
+  const PreprocessOptions pre = PreprocessOptions().image_size(28);
+  const Batch batch = make_batch(data, torch::arange(20), pre);
+  auto update_norm = [&](double clip) {
+    torch::manual_seed(3);
+    ConvNet net = build_model(ModelOptions("1x4").image_size(28).fc_width(16).dropout(0));
+    const TrainOptions o = TrainOptions().lr(1.0).grad_clip(clip);
+    auto opt = make_optimizer(net->parameters(), o);
+    std::vector<torch::Tensor> before;
+    for (const auto& p : net->parameters()) before.push_back(p.detach().clone());
+    train_step(net, *opt, batch, o.lr(), o, torch::kCPU);
+    double sq = 0;
+    const auto after = net->parameters();
+    for (size_t i = 0; i < after.size(); ++i) sq += (after[i] - before[i]).pow(2).sum().item<double>();
+    return std::sqrt(sq);
+  };
+  const double free = update_norm(0), clipped = update_norm(1e-3);
+  EXPECT_GT(free, 0.01);
+  EXPECT_LE(clipped, 1e-3 * (1 + 1e-4));
+  EXPECT_GT(clipped, 0.9e-3);
+  EXPECT_THROW(validate(TrainOptions().grad_clip(-1)), UsageError);
+  // Stored in checkpoints with every other setting.
+  const nlohmann::json j = TrainOptions().grad_clip(2.5);
+  EXPECT_EQ(j.at("grad_clip").get<double>(), 2.5);
 }
 
 }  // namespace

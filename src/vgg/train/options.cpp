@@ -63,6 +63,8 @@ const std::vector<TrainOptionField>& train_option_fields() {
        [](O& o) -> TrainOptionRef { return &o.memory_budget(); }},
       {"--flip-tta", "flip_tta", nullptr, true, false, [](O& o) -> TrainOptionRef { return &o.flip_tta(); }},
       {"--shift-tta", "shift_tta", nullptr, true, false, [](O& o) -> TrainOptionRef { return &o.shift_tta(); }},
+      {"--grad-clip", "grad_clip", "clip the gradients' global L2 norm to this before each update (0 = off)", true,
+       false, [](O& o) -> TrainOptionRef { return &o.grad_clip(); }},
   };
   return table;
 }
@@ -123,6 +125,9 @@ void validate(const TrainOptions& o) {
     fail("--label-smoothing", "0 <= s < 1", fmt::format("{}", o.label_smoothing()));
   }
   check_shift_tta(o.shift_tta());
+  if (!(o.grad_clip() >= 0 && o.grad_clip() <= 1e6)) {
+    fail("--grad-clip", "a norm in 0..1e6 (0 = off)", fmt::format("{}", o.grad_clip()));
+  }
   check_micro_batch(o.micro_batch());
   if (o.memory_budget() < 0) fail("--memory-budget", "a positive size", std::to_string(o.memory_budget()));
   check_precision(o.precision());

@@ -35,6 +35,10 @@ struct TrainOptions {
   TORCH_ARG(int64_t, step_epochs) = 3;
   TORCH_ARG(double, gamma) = 0.1;
   TORCH_ARG(double, label_smoothing) = 0.0;
+  // Gradient-norm clipping before each update: the global L2 norm of all
+  // gradients is scaled down to at most this (0 = off), as PyTorch's
+  // clip_grad_norm_.
+  TORCH_ARG(double, grad_clip) = 0.0;
   TORCH_ARG(uint64_t, seed) = 42;
   // fp32 | bf16 (autocast) | auto (bf16 where the device computes it
   // natively; resolved when training starts). The library defaults to the

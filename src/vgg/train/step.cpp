@@ -57,6 +57,8 @@ StepResult train_step(ConvNet& model, torch::optim::Optimizer& optimizer, const 
   set_learning_rate(optimizer, lr);
   clear_gradients(*model);
   const StepResult r = accumulate_gradients(model, batch, o, device, sync);
+  // After the all-reduce, so every rank clips the same averaged gradient.
+  if (o.grad_clip() > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), o.grad_clip());
   optimizer.step();
   clear_gradients(*model);
   return r;

@@ -72,8 +72,9 @@ void print_config(const TrainArgs& a, int threads, bool cached, const TrainingSe
   const double macs = static_cast<double>(total_macs(layers));
   fmt::print("  params     {}  forward {}/image\n", with_commas(total_params(layers)),
              macs >= 1e8 ? fmt::format("{:.3f} GMAC", macs / 1e9) : fmt::format("{:.3f} MMAC", macs / 1e6));
-  fmt::print("  optimiser  SGD lr {} momentum {}{} weight_decay {} schedule {} label_smoothing {}\n", t.lr(),
-             t.momentum(), t.nesterov() ? " (nesterov)" : "", t.weight_decay(), to_string(t.schedule()), t.label_smoothing());
+  fmt::print("  optimiser  SGD lr {} momentum {}{} weight_decay {} schedule {} label_smoothing {}{}\n", t.lr(),
+             t.momentum(), t.nesterov() ? " (nesterov)" : "", t.weight_decay(), to_string(t.schedule()),
+             t.label_smoothing(), t.grad_clip() > 0 ? fmt::format(" grad_clip {}", t.grad_clip()) : "");
   if (t.flip_tta() || t.shift_tta() > 0) {
     std::vector<std::string> views;
     if (t.flip_tta()) views.emplace_back("mirror images (--flip-tta)");

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../test_util.h"  // VGG_UNDER_ASAN
+
 namespace vgg {
 namespace {
 

@@ -2,8 +2,12 @@
 
 #include <fmt/format.h>
 #include <jpeglib.h>
+// jpeglib.h first: jerror.h needs its types.
+#include <jerror.h>
 #include <png.h>
+#include <zlib.h>
 
+#include <algorithm>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
@@ -80,6 +84,8 @@ struct JpegErrorManager {
   jpeg_error_mgr pub;
   std::jmp_buf jump;
   char message[JMSG_LENGTH_MAX];
+  // libjpeg's own emit_message, for everything but the warnings made errors.
+  void (*default_emit)(j_common_ptr, int) = nullptr;
 };
 
 extern "C" void jpeg_error_exit(j_common_ptr cinfo) {
@@ -92,12 +98,27 @@ extern "C" void jpeg_error_exit(j_common_ptr cinfo) {
 // still decodes (as viewers show it), so they are not worth a line each.
 extern "C" void jpeg_quiet_output(j_common_ptr) {}
 
-Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& what) {
+// The source running out of data before the image is complete (libjpeg then
+// completes the image in grey with a warning) made an error, as PIL does.
+extern "C" void jpeg_emit_eof_is_error(j_common_ptr cinfo, int msg_level) {
+  auto* err = reinterpret_cast<JpegErrorManager*>(cinfo->err);
+  if (msg_level < 0 && err->pub.msg_code == JWRN_JPEG_EOF) err->pub.error_exit(cinfo);
+  err->default_emit(cinfo, msg_level);
+}
+
+// min_side > 0: decoded at the smallest scale 1/8, 1/4 or 1/2 whose shorter
+// side is still >= min_side. strict_eof: truncated data is an error.
+Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& what, int64_t min_side = 0,
+                  bool strict_eof = false) {
   jpeg_decompress_struct cinfo;
   JpegErrorManager err;
   cinfo.err = jpeg_std_error(&err.pub);
   err.pub.error_exit = jpeg_error_exit;
   err.pub.output_message = jpeg_quiet_output;
+  if (strict_eof) {
+    err.default_emit = err.pub.emit_message;
+    err.pub.emit_message = jpeg_emit_eof_is_error;
+  }
   // Everything below until jpeg_destroy_decompress is plain C: a longjmp
   // back here skips no destructor.
   Image* out = new Image();
@@ -117,6 +138,14 @@ Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& what) {
     throw;
   }
   cinfo.out_color_space = cinfo.jpeg_color_space == JCS_GRAYSCALE ? JCS_GRAYSCALE : JCS_RGB;
+  if (min_side > 0) {
+    cinfo.scale_num = 1;
+    for (unsigned denom : {8u, 4u, 2u, 1u}) {
+      cinfo.scale_denom = denom;
+      jpeg_calc_output_dimensions(&cinfo);
+      if (std::min(cinfo.output_width, cinfo.output_height) >= min_side) break;
+    }
+  }
   jpeg_start_decompress(&cinfo);
   out->width = cinfo.output_width;
   out->height = cinfo.output_height;
@@ -224,6 +253,112 @@ Image decode_image(const std::vector<uint8_t>& bytes, const std::string& what) {
 }
 
 Image read_image(const std::string& path) { return decode_image(read_bytes(path), path); }
+
+namespace {
+
+uint32_t be32(const uint8_t* p) {
+  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | uint32_t{p[3]};
+}
+
+// libpng refuses wider or taller images by default (PNG_USER_WIDTH_MAX).
+constexpr uint32_t kMaxPngSide = 1'000'000;
+
+ImageInfo probe_png(const uint8_t* d, size_t n, const std::string& what) {
+  static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  // Signature (8), IHDR length and type (8), its 13 bytes of data, CRC (4).
+  if (n < 33) throw ImageError(fmt::format("{}: truncated PNG header ({} bytes; the IHDR chunk ends at 33)", what, n));
+  if (!std::equal(kSignature, kSignature + 8, d)) throw ImageError(fmt::format("{}: bad PNG signature", what));
+  if (be32(d + 8) != 13 || std::memcmp(d + 12, "IHDR", 4) != 0) {
+    throw ImageError(fmt::format("{}: not a PNG: the first chunk is not a 13-byte IHDR", what));
+  }
+  const uLong crc = crc32(crc32(0L, Z_NULL, 0), d + 12, 17);
+  if (crc != be32(d + 29)) throw ImageError(fmt::format("{}: corrupt PNG: IHDR CRC mismatch", what));
+  const uint32_t w = be32(d + 16), h = be32(d + 20);
+  const int depth = d[24], type = d[25];
+  if (w > kMaxPngSide || h > kMaxPngSide) {
+    throw ImageError(fmt::format("{}: PNG size {}x{} exceeds {} pixels a side", what, w, h, kMaxPngSide));
+  }
+  check_size(w, h, what);
+  bool valid = false;
+  switch (type) {
+    case 0: valid = depth == 1 || depth == 2 || depth == 4 || depth == 8 || depth == 16; break;
+    case 3: valid = depth == 1 || depth == 2 || depth == 4 || depth == 8; break;
+    case 2: case 4: case 6: valid = depth == 8 || depth == 16; break;
+    default: break;
+  }
+  if (!valid) throw ImageError(fmt::format("{}: invalid PNG colour type {} with bit depth {}", what, type, depth));
+  if (d[26] != 0 || d[27] != 0 || d[28] > 1) {
+    throw ImageError(fmt::format("{}: invalid PNG compression, filter or interlace method ({}, {}, {})", what, d[26],
+                                 d[27], d[28]));
+  }
+  // Colour types 2, 3 (palette) and 6 have the colour bit; 0 and 4 are grey.
+  return {w, h, (type & 2) ? 3 : 1, "png"};
+}
+
+ImageInfo probe_jpeg(const uint8_t* d, size_t n, const std::string& what) {
+  jpeg_decompress_struct cinfo;
+  JpegErrorManager err;
+  cinfo.err = jpeg_std_error(&err.pub);
+  err.pub.error_exit = jpeg_error_exit;
+  err.pub.output_message = jpeg_quiet_output;
+  // Plain C until jpeg_destroy_decompress: nothing to unwind.
+  if (setjmp(err.jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    throw ImageError(fmt::format("{}: corrupt JPEG header: {}", what, err.message));
+  }
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, d, static_cast<unsigned long>(n));
+  jpeg_read_header(&cinfo, TRUE);
+  const int64_t w = cinfo.image_width, h = cinfo.image_height;
+  const J_COLOR_SPACE space = cinfo.jpeg_color_space;
+  jpeg_destroy_decompress(&cinfo);
+  check_size(w, h, what);
+  // decode_jpeg asks libjpeg for grey or RGB, which it makes only from these.
+  if (space != JCS_GRAYSCALE && space != JCS_YCbCr && space != JCS_RGB) {
+    throw ImageError(fmt::format("{}: JPEG colour space {} ({}) cannot be decoded to RGB", what, static_cast<int>(space),
+                                 space == JCS_CMYK ? "CMYK" : space == JCS_YCCK ? "YCCK" : "unknown"));
+  }
+  return {w, h, space == JCS_GRAYSCALE ? 1 : 3, "jpeg"};
+}
+
+ImageInfo probe_pnm(const uint8_t* d, size_t n, const std::string& what) {
+  const std::vector<uint8_t> bytes(d, d + n);
+  const char kind = static_cast<char>(bytes[1]);
+  PnmReader r(bytes, what);
+  const int64_t w = r.number("width"), h = r.number("height"), maxval = r.number("maximum value");
+  check_size(w, h, what);
+  if (maxval < 1 || maxval > 65535) {
+    throw ImageError(fmt::format("{}: maximum value {} is outside 1..65535", what, maxval));
+  }
+  return {w, h, (kind == '3' || kind == '6') ? 3 : 1, "pnm"};
+}
+
+}  // namespace
+
+std::string sniff_image_format(const uint8_t* data, size_t size) {
+  auto starts = [&](std::initializer_list<uint8_t> magic) {
+    return size >= magic.size() && std::equal(magic.begin(), magic.end(), data);
+  };
+  if (starts({0x89, 'P', 'N', 'G'})) return "png";
+  if (starts({0xff, 0xd8, 0xff})) return "jpeg";
+  if (size >= 2 && data[0] == 'P' && (data[1] == '2' || data[1] == '3' || data[1] == '5' || data[1] == '6')) {
+    return "pnm";
+  }
+  return "";
+}
+
+ImageInfo probe_image_header(const uint8_t* data, size_t size, const std::string& what) {
+  const std::string format = sniff_image_format(data, size);
+  if (format == "png") return probe_png(data, size, what);
+  if (format == "jpeg") return probe_jpeg(data, size, what);
+  if (format == "pnm") return probe_pnm(data, size, what);
+  throw ImageError(fmt::format("{}: unknown image format (expected PNG, JPEG, PGM or PPM)", what));
+}
+
+Image decode_image_scaled(const std::vector<uint8_t>& bytes, const std::string& what, int64_t min_side) {
+  if (starts_with(bytes, {0xff, 0xd8, 0xff})) return decode_jpeg(bytes, what, min_side, /*strict_eof=*/true);
+  return decode_image(bytes, what);
+}
 
 void write_png(const std::string& path, const Image& image) {
   png_image img;

@@ -36,6 +36,31 @@ Image read_image(const std::string& path);
 Image decode_image(const std::vector<uint8_t>& bytes, const std::string& what);
 Image decode_pnm(const std::vector<uint8_t>& bytes, const std::string& what);
 
+// What an image's header declares, read without decoding any pixel.
+// channels counts what decode_image delivers after compositing grey+alpha:
+// 1 for grey (grey+alpha included), 3 for colour (RGBA included).
+struct ImageInfo {
+  int64_t width = 0, height = 0, channels = 0;
+  std::string format;  // "png", "jpeg" or "pnm"
+};
+// "png", "jpeg" or "pnm" from the first bytes (the decoders' magic
+// numbers), "" for anything else.
+std::string sniff_image_format(const uint8_t* data, size_t size);
+// The header of a PNG (IHDR, its CRC included), a JPEG (libjpeg's
+// jpeg_read_header: everything up to the first scan) or a PGM/PPM, from
+// `data`, which may be only the start of the file. The size must pass the
+// decoders' limits; a JPEG in a colour space decode_image cannot convert
+// (CMYK, YCCK) is refused here. Throws ImageError naming `what` for an
+// unknown format or a truncated or invalid header.
+ImageInfo probe_image_header(const uint8_t* data, size_t size, const std::string& what);
+
+// decode_image for training inputs: a JPEG is decoded by libjpeg at the
+// smallest of the scales 1/8, 1/4 and 1/2 whose shorter side is still at
+// least min_side (full size when none is, or when min_side <= 0), and a
+// JPEG whose data ends before its image does is an error (as in PIL)
+// instead of being completed in grey. Other formats as decode_image.
+Image decode_image_scaled(const std::vector<uint8_t>& bytes, const std::string& what, int64_t min_side);
+
 // Grey, RGB or RGBA, 8 bits per channel.
 void write_png(const std::string& path, const Image& image);
 // Grey or RGB; quality 1..100. For tests and for making sample inputs.

@@ -22,5 +22,6 @@ Command register_profile(CLI::App& root);
 Command register_predict(CLI::App& root);
 Command register_plot(CLI::App& root);
 Command register_memory(CLI::App& root);
+Command register_data(CLI::App& root);
 
 }  // namespace vgg::cli

@@ -124,6 +124,34 @@ void add_data_flag(CLI::App* app, std::string& dir, const std::string& what) {
   app->add_option("--data", dir, what)->capture_default_str();
 }
 
+void add_data_source_flags(CLI::App* app, DataSourceOptions& o) {
+  app->add_option_function<std::string>(
+         "--data-format", [&o](const std::string& text) { o.format(parse_data_format(text)); },
+         "idx, cifar or folder (DIR/{train,val,test}/<class>/*); auto recognises them")
+      ->default_str(to_string(o.format()));
+  app->add_flag("--skip-bad-images", o.skip_bad_images(),
+                "image folders: skip unreadable files (counted, the first few named) instead of refusing the data set");
+  app->add_flag("--coarse-labels", o.coarse_labels(), "CIFAR-100: train on the 20 superclasses");
+}
+
+void add_training_data_flags(CLI::App* app, DataOptions& o) {
+  app->add_option("--limit-train", o.limit_train(),
+                  "use only N training images (0 = all; IDX/CIFAR: the first N, folders: N spread over the classes)")
+      ->capture_default_str();
+  app->add_option("--val-split", o.val_split(),
+                  "hold out a stratified validation set from the training images: a fraction (0.1) or a count (5000); "
+                  "per-epoch metrics come from it and the test set is evaluated once at the end (DIR/val, when an "
+                  "image folder has one, is used instead)")
+      ->capture_default_str();
+  app->add_option("--data-workers", o.workers(), "threads decoding images (image folders)")->capture_default_str();
+  app->add_option_function<std::string>(
+         "--cache-memory",
+         [&o](const std::string& text) { o.cache_bytes(text == "0" ? 0 : parse_bytes(text, "--cache-memory")); },
+         "image folders: decode a split into memory once when it fits this size (e.g. 4GiB, 0 = always stream "
+         "from disk); default a quarter of the available memory")
+      ->default_str("auto");
+}
+
 void add_limit_test_flag(CLI::App* app, int64_t& limit) {
   app->add_option("--limit-test", limit, "use only the first N test images (0 = all)")->capture_default_str();
 }
@@ -143,7 +171,17 @@ void add_rendezvous_flags(CLI::App* app, std::string& addr, int& port, const std
 void add_preprocess_flags(CLI::App* app, PreprocessOptions& o, bool augmentation) {
   app->add_flag("--normalize,!--no-normalize", o.normalize(), "subtract the mean and divide by the std after scaling to [0,1]")
       ->capture_default_str();
+  app->add_option_function<std::string>(
+         "--mean", [&o](const std::string& text) { o.mean(parse_channel_values(text, "--mean")); },
+         "per-channel means for --normalize, e.g. 0.485,0.456,0.406 (default: computed from the training images)");
+  app->add_option_function<std::string>(
+         "--std", [&o](const std::string& text) { o.std(parse_channel_values(text, "--std")); },
+         "per-channel standard deviations for --normalize (default: computed from the training images)");
   if (augmentation) {
+    app->add_flag("--random-resized-crop,!--no-random-resized-crop", o.random_resized_crop(),
+                  "random crops of 8-100% of the area, aspect 3/4-4/3, resized to --image-size (torchvision's recipe; "
+                  "the default for photographs of varied sizes)")
+        ->capture_default_str();
     app->add_option("--crop-padding", o.crop_padding(), "random-crop augmentation: zero padding in pixels (0 = off)")
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();

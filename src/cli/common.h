@@ -10,6 +10,7 @@
 #include "vgg/data/batch.h"
 #include "vgg/models/arch.h"
 #include "vgg/train/options.h"
+#include "vgg/train/session.h"
 
 namespace vgg::cli {
 
@@ -41,6 +42,10 @@ void add_memory_budget_flag(CLI::App* app, std::string& budget, const std::strin
 void add_tta_flags(CLI::App* app, bool& flip, int64_t& shift, const std::string& note = "");
 // --data and --limit-test.
 void add_data_flag(CLI::App* app, std::string& dir, const std::string& what);
+// --data-format, --skip-bad-images, --coarse-labels: how --data is read.
+void add_data_source_flags(CLI::App* app, DataSourceOptions& o);
+// What training adds: --limit-train, --val-split, --data-workers, --cache-memory.
+void add_training_data_flags(CLI::App* app, DataOptions& o);
 void add_limit_test_flag(CLI::App* app, int64_t& limit);
 // --checkpoint, required.
 void add_checkpoint_flag(CLI::App* app, std::string& path);

@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "common.h"
 #include "vgg/data/source.h"
+#include "vgg/train/predict.h"
 #include "vgg/error.h"
 #include "vgg/limits.h"
 #include "vgg/image/charts.h"
@@ -18,6 +19,7 @@ namespace {
 struct EvalArgs {
   std::string checkpoint;
   std::string data = kDefaultDataDir;
+  DataSourceOptions source;
   int64_t limit_test = 0;
   EvalOptions eval;
   bool json = false;
@@ -32,7 +34,7 @@ int run_eval(CLI::App* app, EvalArgs& a) {
   check_shift_tta(a.eval.shift_tta());
   const torch::Device device = parse_device(a.eval.device());
   check_precision(a.eval.precision());
-  const std::unique_ptr<DataSource> source = open_data_source(a.data);
+  const std::unique_ptr<DataSource> source = open_data_source(a.data, a.source);
   if (!a.confusion.empty()) check_writable(a.confusion, "--confusion");
   configure_threads(a.threads);
   configure_allocator(a.tensor_cache, false);
@@ -49,7 +51,7 @@ int run_eval(CLI::App* app, EvalArgs& a) {
   if (!given(app, "--flip-tta")) a.eval.flip_tta(ck.meta.train.flip_tta());
   if (!given(app, "--shift-tta")) a.eval.shift_tta(ck.meta.train.shift_tta());
   const size_t views = tta_views(a.eval).size();
-  Dataset test = source->load(Split::Test, ck.meta.model.num_classes(), a.limit_test);
+  Dataset test = source->load(Split::Test, load_options(ck.meta).limit(a.limit_test));
   if (!ck.meta.class_names.empty()) test.class_names = ck.meta.class_names;
   ck.model->to(device);
   if (a.eval.channels_last()) to_channels_last(*ck.model);
@@ -110,7 +112,8 @@ Command register_eval(CLI::App& root) {
   EvalArgs& a = *args;
   CLI::App* app = root.add_subcommand("eval", "evaluate a checkpoint on the test set");
   add_checkpoint_flag(app, a.checkpoint);
-  add_data_flag(app, a.data, "directory with t10k-{images-idx3,labels-idx1}-ubyte[.gz]");
+  add_data_flag(app, a.data, "data set whose test split is evaluated (IDX, CIFAR or image folders)");
+  add_data_source_flags(app, a.source);
   add_limit_test_flag(app, a.limit_test);
   add_batch_size_flag(app, a.eval.batch_size(), "evaluation batch size");
   add_precision_flag(app, a.eval.precision(), "default: as trained");

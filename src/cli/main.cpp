@@ -19,7 +19,8 @@ int main(int argc, char** argv) {
                                              vgg::cli::register_summary(app), vgg::cli::register_bench(app),
                                              vgg::cli::register_launch(app), vgg::cli::register_compare(app),
                                              vgg::cli::register_profile(app), vgg::cli::register_predict(app),
-                                             vgg::cli::register_plot(app), vgg::cli::register_memory(app)};
+                                             vgg::cli::register_plot(app), vgg::cli::register_memory(app),
+                                             vgg::cli::register_data(app)};
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     std::string names;
@@ -39,6 +40,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "vgg: error: {}\n", first_line(e.what()));
+    return 2;
+  } catch (const vgg::UsageError& e) {  // thrown by flags parsed in their own callbacks (--mean, --cache-memory)
     fmt::print(stderr, "vgg: error: {}\n", first_line(e.what()));
     return 2;
   }

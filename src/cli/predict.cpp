@@ -21,6 +21,7 @@ struct PredictArgs {
   bool json = false;
   std::string grid;
   std::string data = kDefaultDataDir;
+  DataSourceOptions source;
   int64_t grid_count = 32, grid_start = 0, grid_columns = 8;
   int threads = 0;
 };
@@ -30,21 +31,22 @@ void check_range(const char* flag, int64_t v, int64_t lo, int64_t hi) {
 }
 
 void draw_grid(const PredictArgs& a, LoadedCheckpoint& ck) {
-  Dataset test =
-      open_data_source(a.data)->load(Split::Test, ck.meta.model.num_classes(), a.grid_start + a.grid_count);
+  Dataset test = open_data_source(a.data, a.source)
+                     ->load(Split::Test, load_options(ck.meta).limit(a.grid_start + a.grid_count));
   if (!ck.meta.class_names.empty()) test.class_names = ck.meta.class_names;
   if (a.grid_start >= test.size()) {
     throw UsageError(fmt::format("--grid-start: the test set of {} has only {} images", a.data, test.size()));
   }
   const int64_t n = std::min(a.grid_count, test.size() - a.grid_start);
   const torch::Tensor idx = torch::arange(a.grid_start, a.grid_start + n, torch::kInt64);
-  const Batch b = make_batch(test, idx, ck.meta.preprocess);
+  const torch::Tensor images = test.gather(idx);
+  const Batch b{preprocess(images, ck.meta.preprocess), test.labels.index_select(0, idx)};
   const auto top = predict_top_k(ck.model, b.x, test.class_names, 1);
   std::vector<GridItem> items;
   int64_t wrong = 0;
   for (int64_t i = 0; i < n; ++i) {
     const int64_t label = b.y[i].item<int64_t>();
-    GridItem it{tensor_to_image(test.images[a.grid_start + i]), test.class_names[label], top[i][0].name,
+    GridItem it{tensor_to_image(images[i]), test.class_names[label], top[i][0].name,
                 top[i][0].probability};
     wrong += it.predicted != it.truth;
     items.push_back(std::move(it));
@@ -114,7 +116,8 @@ Command register_predict(CLI::App& root) {
   app->add_flag("--invert", a.invert, "invert the pictures first (dark objects on a light background)");
   add_json_flag(app, a.json, "print the predictions as JSON");
   app->add_option("--grid", a.grid, "draw test images with predicted and true classes into this PNG");
-  add_data_flag(app, a.data, "directory with the test set for --grid");
+  add_data_flag(app, a.data, "data set whose test split --grid shows (IDX, CIFAR or image folders)");
+  add_data_source_flags(app, a.source);
   app->add_option("--grid-count", a.grid_count, "images in the grid")->capture_default_str();
   app->add_option("--grid-start", a.grid_start, "index of the first test image in the grid")->capture_default_str();
   app->add_option("--grid-columns", a.grid_columns, "images per row")->capture_default_str();

@@ -92,10 +92,17 @@ void print_config(const TrainArgs& a, int threads, bool cached, const TrainingSe
                                      : "",
                micro, passes, passes == 1 ? "" : "es", yes_no(t.recompute()), t.eval_batch_size());
   }
-  fmt::print("  data       {}: {} training images, {} test images ({}x{} uint8), normalize {}, crop_padding {}, hflip {}{}\n",
-             o.data().dir(), train.size(), test.size(), train.height(), train.height(), yes_no(pre.normalize()),
-             pre.crop_padding(), yes_no(pre.hflip()),
+  fmt::print("  data       {}: {} training images, {} test images ({}x{} uint8{}), normalize {}, crop_padding {}, hflip {}{}{}\n",
+             session.source().describe(), train.size(), test.size(), train.height(), train.height(),
+             train.streamed() ? ", streamed from disk" : "", yes_no(pre.normalize()), pre.crop_padding(),
+             yes_no(pre.hflip()), pre.random_resized_crop() ? ", random resized crop" : "",
              pre.random_erasing() > 0 ? fmt::format(", random_erasing {}", pre.random_erasing()) : "");
+  if (session.has_validation()) {
+    fmt::print("  validation {} images ({}); per-epoch metrics on them, the test set once at the end\n",
+               session.val_data().size(),
+               session.source().has(Split::Val) ? "the val folder" : fmt::format("--val-split {}", o.data().val_split()));
+  }
+  for (const std::string& note : session.data_notes()) fmt::print("  data       {}\n", note);
   std::fflush(stdout);
 }
 
@@ -122,7 +129,10 @@ class ProgressBar {
 std::string epoch_line(const EpochStats& s, int64_t epochs, bool data_parallel) {
   std::string line = fmt::format("epoch {:>3}/{}  train loss {:.4f}  train acc {:.4f}", s.epoch, epochs, s.train_loss,
                                  s.train_accuracy);
-  if (s.test.count > 0) line += fmt::format("  test loss {:.4f}  test acc {:.4f}", s.test.loss, s.test.accuracy);
+  if (s.eval.count > 0) {
+    const char* split = to_string(s.eval_split);
+    line += fmt::format("  {} loss {:.4f}  {} acc {:.4f}", split, s.eval.loss, split, s.eval.accuracy);
+  }
   line += fmt::format("  {:.1f} img/s  {:.1f}s  lr {:.4g}", s.images_per_sec, s.seconds, s.lr);
   if (data_parallel && s.steps > 0) line += fmt::format("  all-reduce wait {:.1f} ms/step", 1e3 * s.allreduce_wait_seconds / s.steps);
   return line;
@@ -165,7 +175,8 @@ int report(TrainingSession& session, TrainingSession::Outcome outcome) {
   fmt::print("training time {:.1f}s  peak memory (RSS) {}\n", session.seconds(),
              format_bytes(static_cast<double>(peak_rss_bytes())));
   if (session.last_test().count > 0) {
-    fmt::print("test accuracy: {:.4f} ({} test images)\n", session.last_test().accuracy, session.last_test().count);
+    fmt::print("test accuracy: {:.4f} ({} test images{})\n", session.last_test().accuracy, session.last_test().count,
+               session.has_validation() ? ", measured once after training" : "");
   }
   if (!save.empty()) fmt::print("checkpoint: {}\n", save);
   return 0;
@@ -175,6 +186,8 @@ int run_train(CLI::App* app, TrainArgs& a) {
   SessionOptions& o = a.session;
   if (o.resume().empty()) {
     const bool batch_norm_given = given(app, "--batch-norm"), image_size_given = given(app, "--image-size");
+    o.channels_from_data(!given(app, "--in-channels")).classes_from_data(!given(app, "--classes"));
+    o.keep_augmentation(given(app, "--random-resized-crop") || given(app, "--crop-padding") || given(app, "--hflip"));
     apply_preset(app, a.preset);
     fit_preset_to_arch(o.model(), batch_norm_given, image_size_given);
     o.auto_batch(o.train().batch_size() == kAutoBatch);
@@ -217,7 +230,8 @@ int run_train(CLI::App* app, TrainArgs& a) {
     ++steps_done;
     if (step_log.is_open()) {
       step_log.write_line(nlohmann::json{{"step", steps_done}, {"epoch", epoch}, {"loss", info.batch_loss},
-                                         {"seconds", session.elapsed()}, {"rss_bytes", current_rss_bytes()},
+                                         {"seconds", session.elapsed()}, {"data_wait_seconds", info.data_wait},
+                                         {"rss_bytes", current_rss_bytes()},
                                          {"peak_rss_bytes", peak_rss_bytes()}}.dump());
     }
   };
@@ -231,6 +245,11 @@ int run_train(CLI::App* app, TrainArgs& a) {
   std::signal(SIGTERM, on_signal);
   const TrainingSession::Outcome outcome = session.run(events, &g_stop);
   bar.clear();
+  if (session.has_validation() && session.last_test().count > 0) {
+    const EvalResult& t = session.last_test();
+    metrics.write_line(nlohmann::json{{"epoch", session.trainer().epochs_done()}, {"final", true},
+                                      {"test_loss", t.loss}, {"test_accuracy", t.accuracy}}.dump());
+  }
   return report(session, outcome);
 }
 
@@ -239,7 +258,7 @@ int run_train(CLI::App* app, TrainArgs& a) {
 Command register_train(CLI::App& root) {
   auto args = std::make_shared<TrainArgs>();
   TrainArgs& a = *args;
-  CLI::App* app = root.add_subcommand("train", "train a network on Fashion-MNIST (or any IDX data set)");
+  CLI::App* app = root.add_subcommand("train", "train a network on Fashion-MNIST, CIFAR or your own image folders");
   std::string preset_names;
   for (const auto& p : presets()) preset_names += fmt::format("\n    {}: {}", p.name, p.description);
   app->add_option("--preset", a.preset, "defaults for every flag not given:" + preset_names)->capture_default_str();
@@ -259,9 +278,10 @@ Command register_train(CLI::App& root) {
   add_precision_flag(app, t.precision());
   add_channels_last_flag(app, t.channels_last());
   add_device_flag(app, t.device());
-  add_data_flag(app, o.data().dir(), "directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]");
-  app->add_option("--limit-train", o.data().limit_train(), "use only the first N training images (0 = all)")
-      ->capture_default_str();
+  add_data_flag(app, o.data().dir(),
+                "data set: IDX files, CIFAR-10/100 binary files, or image folders DIR/{train,val,test}/<class>/*");
+  add_data_source_flags(app, o.data().source());
+  add_training_data_flags(app, o.data());
   add_limit_test_flag(app, o.data().limit_test());
   app->add_option("--eval-every", o.eval_every(), "evaluate every N epochs (0 = after the last only)")
       ->capture_default_str();

@@ -36,7 +36,7 @@ TEST(Preprocess, BilinearUpsamplingKeepsAConstantImageConstant) {
 
 TEST(Preprocess, NormalizeUsesMeanAndStd) {
   auto images = torch::full({1, 1, 4, 4}, 255, torch::kUInt8);
-  torch::Tensor x = preprocess(images, PreprocessOptions().image_size(4).normalize(true).mean(0.5).std(0.25));
+  torch::Tensor x = preprocess(images, PreprocessOptions().image_size(4).normalize(true).mean({0.5}).std({0.25}));
   EXPECT_NEAR(x.max().item<float>(), 2.0f, 1e-6);
 }
 
@@ -53,7 +53,7 @@ TEST(Preprocess, AugmentationOnlyWithAGenerator) {
 TEST(Preprocess, RandomErasingFillsOneRectangleWithTheMean) {
   // A constant white image: erased pixels are the only ones that change.
   auto images = torch::full({64, 1, 28, 28}, 255, torch::kUInt8);
-  auto o = PreprocessOptions().image_size(28).normalize(true).mean(0.25).std(0.5).random_erasing(1.0);
+  auto o = PreprocessOptions().image_size(28).normalize(true).mean({0.25}).std({0.5}).random_erasing(1.0);
   at::Generator gen = at::detail::createCPUGenerator(3);
   torch::Tensor x = preprocess(images, o, &gen);
   const float white = (1.0f - 0.25f) / 0.5f;

@@ -13,7 +13,7 @@ namespace {
 CheckpointMeta meta_for(const ModelOptions& m) {
   CheckpointMeta meta;
   meta.model = m;
-  meta.preprocess = PreprocessOptions().image_size(m.image_size()).normalize(true);
+  meta.preprocess = PreprocessOptions().image_size(m.image_size()).normalize(true).mean({0.2860}).std({0.3530});
   meta.train = TrainOptions().epochs(7).lr(0.01).momentum(0.9);
   meta.epochs_done = 3;
   meta.class_names = {"a", "b"};

@@ -12,7 +12,7 @@ namespace {
 CheckpointMeta meta_for(int64_t image_size, int64_t data_size, bool normalize = false) {
   CheckpointMeta m;
   m.model = ModelOptions("1x4").image_size(image_size);
-  m.preprocess = PreprocessOptions().image_size(image_size).normalize(normalize);
+  m.preprocess = PreprocessOptions().image_size(image_size).normalize(normalize).mean({0.2860}).std({0.3530});
   m.data_image_size = data_size;
   return m;
 }

@@ -185,7 +185,7 @@ TEST(DataSourceSeam, IdxDirectoriesOpenAndOtherPathsNameTheFlag) {
   test::write_tiny_dataset(dir.str(), 12, 6);
   const auto source = open_data_source(dir.str());
   EXPECT_NE(source->describe().find(dir.str()), std::string::npos);
-  const Dataset test = source->load(Split::Test, 10, 4);
+  const Dataset test = source->load(Split::Test, LoadOptions().limit(4));
   EXPECT_EQ(test.size(), 4);
   EXPECT_EQ(test.class_names.size(), 10u);
   EXPECT_EQ(test.class_names[3], "3");  // not Fashion-MNIST: digits

@@ -91,7 +91,7 @@ TEST(Trainer, SmallVggOverfits64RealImages) {
   Dataset data = load_idx_dataset(VGG_DEFAULT_DATA_DIR, Split::Train, 10, 64);
   auto model = ModelOptions("1x16,1x32,2x64").image_size(28).fc_width(128).dropout(0.0).batch_norm(true);
   Trainer trainer(build_model(model), TrainOptions().epochs(60).batch_size(16).lr(0.05).momentum(0.9),
-                  PreprocessOptions().image_size(28).normalize(true));
+                  PreprocessOptions().image_size(28).normalize(true).mean({0.2860}).std({0.3530}));
   EpochStats s;
   for (int e = 0; e < 60; ++e) s = trainer.run_epoch(data, nullptr);
   EvalResult r = evaluate(trainer.model(), data, trainer.preprocess());
@@ -105,7 +105,7 @@ TEST(Evaluate, FlipTtaAveragesTheImageAndItsMirror) {
   torch::manual_seed(3);
   Dataset data = load_idx_dataset(VGG_DEFAULT_DATA_DIR, Split::Test, 10, 40);
   ConvNet net = build_model(ModelOptions("1x8,1x16").image_size(28).fc_width(32).dropout(0));
-  const auto pre = PreprocessOptions().image_size(28).normalize(true);
+  const auto pre = PreprocessOptions().image_size(28).normalize(true).mean({0.2860}).std({0.3530});
   for (bool cl : {false, true}) {
     if (cl) to_channels_last(*net);
     const EvalResult plain = evaluate(net, data, pre, EvalOptions().channels_last(cl));
@@ -142,7 +142,7 @@ TEST(Evaluate, ShiftTtaAveragesTheFourShiftedCopies) {
   torch::manual_seed(4);
   Dataset data = load_idx_dataset(VGG_DEFAULT_DATA_DIR, Split::Test, 10, 40);
   ConvNet net = build_model(ModelOptions("1x8,1x16").image_size(28).fc_width(32).dropout(0));
-  const auto pre = PreprocessOptions().image_size(28).normalize(true);
+  const auto pre = PreprocessOptions().image_size(28).normalize(true).mean({0.2860}).std({0.3530});
   const EvalResult tta = evaluate(net, data, pre, EvalOptions().shift_tta(2).flip_tta(true));
   torch::NoGradGuard no_grad;
   net->eval();
@@ -173,10 +173,10 @@ TEST(Trainer, LearnsTheSyntheticTaskAndEvaluates) {
                   PreprocessOptions().image_size(28));
   EpochStats s;
   for (int e = 0; e < 4; ++e) s = trainer.run_epoch(train, &test);
-  EXPECT_EQ(s.test.count, 100);
-  EXPECT_GE(s.test.accuracy, 0.9);
-  EXPECT_EQ(s.test.confusion.sum().item<int64_t>(), 100);
-  EXPECT_NEAR(s.test.per_class_accuracy()[0], s.test.confusion[0][0].item<double>() / 10.0, 1e-12);
+  EXPECT_EQ(s.eval.count, 100);
+  EXPECT_GE(s.eval.accuracy, 0.9);
+  EXPECT_EQ(s.eval.confusion.sum().item<int64_t>(), 100);
+  EXPECT_NEAR(s.eval.per_class_accuracy()[0], s.eval.confusion[0][0].item<double>() / 10.0, 1e-12);
 }
 
 TEST(Trainer, StopFlagEndsTheEpochWithoutCountingIt) {

@@ -4,6 +4,9 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include <cmath>
+
+#include "vgg/data/folder.h"
 #include "vgg/data/idx.h"
 #include "vgg/error.h"
 
@@ -58,8 +61,81 @@ void check_data_dir(const std::string& dir) {
   }
 }
 
+const char* to_string(Split split) {
+  switch (split) {
+    case Split::Train: return "train";
+    case Split::Val: return "val";
+    case Split::Test: return "test";
+  }
+  return "?";
+}
+
+torch::Tensor Dataset::gather(const torch::Tensor& indices) const {
+  if (!streamed()) return images.index_select(0, indices);
+  const torch::Tensor idx = indices.to(torch::kInt64).contiguous();
+  const int64_t b = idx.size(0);
+  torch::Tensor out = torch::empty({b, stream_channels, stream_side, stream_side}, torch::kUInt8);
+  const int64_t* p = idx.data_ptr<int64_t>();
+  for (int64_t i = 0; i < b; ++i) out[i].copy_(load_sample((*files)[static_cast<size_t>(p[i])], stream_channels, stream_side));
+  return out;
+}
+
+Dataset Dataset::subset(const torch::Tensor& indices) const {
+  Dataset d;
+  d.labels = labels.index_select(0, indices);
+  d.class_names = class_names;
+  if (streamed()) {
+    auto list = std::make_shared<std::vector<std::string>>();
+    const torch::Tensor idx = indices.to(torch::kInt64).contiguous();
+    list->reserve(static_cast<size_t>(idx.size(0)));
+    for (int64_t i = 0; i < idx.size(0); ++i) list->push_back((*files)[static_cast<size_t>(idx.data_ptr<int64_t>()[i])]);
+    d.files = std::move(list);
+    d.stream_channels = stream_channels;
+    d.stream_side = stream_side;
+  } else {
+    d.images = images.index_select(0, indices);
+  }
+  return d;
+}
+
+ChannelStats channel_stats(const Dataset& data, int64_t max_images) {
+  const int64_t n = data.size(), c = data.channels();
+  ChannelStats s;
+  if (n == 0) return s;
+  const int64_t take = max_images > 0 ? std::min(n, max_images) : n;
+  // Evenly spaced items: classes stored one after another are all sampled.
+  const torch::Tensor pick = take == n ? torch::arange(n, torch::kInt64)
+                                       : torch::linspace(0, static_cast<double>(n - 1), take, torch::kFloat64)
+                                             .floor()
+                                             .to(torch::kInt64);
+  // Sums in float64 over chunks: exact for any realistic set, bounded memory.
+  std::vector<double> sum(static_cast<size_t>(c), 0.0), sq(static_cast<size_t>(c), 0.0);
+  double count = 0;
+  constexpr int64_t kChunk = 1024;
+  for (int64_t start = 0; start < take; start += kChunk) {
+    const torch::Tensor x =
+        data.gather(pick.narrow(0, start, std::min(kChunk, take - start))).to(torch::kFloat64).div_(255.0);
+    const torch::Tensor per = x.transpose(0, 1).reshape({c, -1});
+    const torch::Tensor s1 = per.sum(1), s2 = per.square().sum(1);
+    for (int64_t k = 0; k < c; ++k) {
+      sum[static_cast<size_t>(k)] += s1[k].item<double>();
+      sq[static_cast<size_t>(k)] += s2[k].item<double>();
+    }
+    count += static_cast<double>(per.size(1));
+  }
+  for (int64_t k = 0; k < c; ++k) {
+    const double m = sum[static_cast<size_t>(k)] / count;
+    s.mean.push_back(m);
+    s.std.push_back(std::sqrt(std::max(0.0, sq[static_cast<size_t>(k)] / count - m * m)));
+  }
+  return s;
+}
+
 uint32_t fingerprint(const Dataset& data) {
   uLong crc = crc32(0L, Z_NULL, 0);
+  if (data.streamed()) {
+    for (const std::string& f : *data.files) crc = crc32(crc, reinterpret_cast<const Bytef*>(f.c_str()), static_cast<uInt>(f.size() + 1));
+  }
   for (const torch::Tensor& t : {data.images, data.labels}) {
     if (!t.defined() || t.numel() == 0) continue;
     const torch::Tensor c = t.contiguous();

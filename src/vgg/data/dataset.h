@@ -1,12 +1,14 @@
-// In-memory image classification data sets, kept as uint8 at native size.
+// Image classification data sets: uint8 images in memory, or image files
+// decoded batch by batch (streamed) when they would not fit.
 //
 // Images stay uint8 (60,000 Fashion-MNIST images are 47 MB); conversion to
 // float and resizing happen per batch (see batch.h), so memory never grows
-// with the training image size.
+// with the training image size. A streamed set holds only its file list.
 #pragma once
 
 #include <torch/torch.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,16 +17,27 @@ namespace vgg {
 // Debian's dataset-fashion-mnist package installs the real files here.
 constexpr const char* kDefaultDataDir = "/usr/share/datasets/fashion-mnist";
 
-enum class Split { Train, Test };
+enum class Split { Train, Val, Test };
+const char* to_string(Split split);  // "train", "val", "test"
 
 struct Dataset {
-  torch::Tensor images;  // uint8 [N, C, H, W]
+  torch::Tensor images;  // uint8 [N, C, H, W]; undefined when streamed
   torch::Tensor labels;  // int64 [N]
   std::vector<std::string> class_names;
+  // Streamed: one file per image, decoded on demand to [channels, side, side]
+  // by load_sample (folder.h).
+  std::shared_ptr<const std::vector<std::string>> files;
+  int64_t stream_channels = 0, stream_side = 0;
 
   int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
-  int64_t channels() const { return images.size(1); }
-  int64_t height() const { return images.size(2); }
+  bool streamed() const { return files != nullptr; }
+  int64_t channels() const { return streamed() ? stream_channels : images.size(1); }
+  int64_t height() const { return streamed() ? stream_side : images.size(2); }
+  // uint8 [B, C, H, W] of the images at `indices` (int64 [B]), decoding
+  // streamed files on the calling thread.
+  torch::Tensor gather(const torch::Tensor& indices) const;
+  // The items at `indices` as a data set of their own (shares files).
+  Dataset subset(const torch::Tensor& indices) const;
 };
 
 std::vector<std::string> fashion_mnist_class_names();
@@ -40,9 +53,17 @@ std::string idx_path(const std::string& dir, Split split, bool labels);
 // else the label numbers (MNIST's digits).
 Dataset load_idx_dataset(const std::string& dir, Split split, int64_t num_classes = 10, int64_t limit = 0);
 
-// CRC-32 of the images and labels: tells whether a resumed run's data are
-// the ones its checkpoint was trained on.
+// CRC-32 of the images (of the file names, when streamed) and labels: tells
+// whether a resumed run's data are the ones its checkpoint was trained on.
 uint32_t fingerprint(const Dataset& data);
+
+// Per-channel mean and standard deviation of the pixels scaled to [0, 1]
+// (population statistics, as normalisation recipes compute them), over at
+// most `max_images` images spread evenly over the set.
+struct ChannelStats {
+  std::vector<double> mean, std;
+};
+ChannelStats channel_stats(const Dataset& data, int64_t max_images = 0);
 
 // Throws DataError when dir lacks any of the four IDX files.
 void check_data_dir(const std::string& dir);

@@ -65,6 +65,7 @@ nlohmann::json meta_to_json(const CheckpointMeta& m) {
            {{"dir", m.data.dir},
             {"limit_train", m.data.limit_train},
             {"limit_test", m.data.limit_test},
+            {"val_split", m.data.val_split},
             {"train_count", m.data.train_count},
             {"train_crc", m.data.train_crc}}}};
 }
@@ -99,6 +100,7 @@ CheckpointMeta meta_from_json(const nlohmann::json& j) {
     m.data.dir = d.at("dir").get<std::string>();
     m.data.limit_train = json_int(d, "limit_train");
     m.data.limit_test = json_int(d, "limit_test");
+    m.data.val_split = d.value("val_split", 0.0);
     m.data.train_count = json_int(d, "train_count");
     m.data.train_crc = train_crc(d);
   }
@@ -329,10 +331,14 @@ void validate_meta(const CheckpointMeta& m, const std::string& path) {
   try {
     plan_layers(m.model);
     validate(m.train);
-    validate(m.preprocess);
+    validate(m.preprocess, m.model.in_channels());
   } catch (const UsageError& e) {
     bad(fmt::format("impossible options: {}", e.what()));
   }
+  if (m.preprocess.normalize() && (m.preprocess.mean().empty() || m.preprocess.std().empty())) {
+    bad("preprocess.normalize is on without mean and std");
+  }
+  if (!(m.data.val_split >= 0 && m.data.val_split <= 1e9)) bad(fmt::format("data.val_split is {}", m.data.val_split));
   if (m.preprocess.image_size() != m.model.image_size()) {
     bad(fmt::format("preprocess.image_size is {} but the model takes {}x{} inputs", m.preprocess.image_size(),
                     m.model.image_size(), m.model.image_size()));

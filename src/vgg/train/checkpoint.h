@@ -29,6 +29,7 @@ struct CheckpointError : std::runtime_error {
 struct DataRecord {
   std::string dir;  // --data; empty in checkpoints written before this record
   int64_t limit_train = 0, limit_test = 0;
+  double val_split = 0;        // --val-split (0 in checkpoints before it)
   int64_t train_count = 0;     // training images used
   uint32_t train_crc = 0;      // CRC-32 of those images and labels
 };

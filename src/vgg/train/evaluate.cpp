@@ -62,9 +62,11 @@ EvalResult evaluate(ConvNet& model, const Dataset& data, const PreprocessOptions
     AutocastGuard autocast(options.precision(), device);
     return model->forward(x).to(torch::kFloat32);
   };
-  for (const auto& idx : epoch_batches(data.size(), options.batch_size(), false, 0, 0)) {
-    torch::Tensor images = data.images.index_select(0, idx);
-    torch::Tensor labels = data.labels.index_select(0, idx);
+  BatchLoader loader(data, epoch_batches(data.size(), options.batch_size(), false, 0, 0), options.loader());
+  while (!loader.done()) {
+    BatchLoader::Item item = loader.next();
+    const torch::Tensor& images = item.images;
+    const torch::Tensor& labels = item.labels;
     torch::Tensor logits = classify(images, views[0]);
     if (views.size() > 1) {
       // The log of the mean probability over the views: cross_entropy's

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "vgg/data/batch.h"
+#include "vgg/data/loader.h"
 #include "vgg/models/model.h"
 
 namespace vgg {
@@ -32,6 +33,8 @@ struct EvalOptions {
   // resolution, zeros shifted in, as --crop-padding trains on); 0 = off.
   // With flip_tta, each copy's mirror image too (10 views in all).
   TORCH_ARG(int64_t, shift_tta) = 0;
+  // How streamed data are decoded.
+  TORCH_ARG(LoaderOptions, loader);
 };
 
 // One test-time view: the image translated by (dy, dx) native pixels,

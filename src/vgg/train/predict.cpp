@@ -3,14 +3,25 @@
 #include <fmt/format.h>
 
 #include "vgg/data/batch.h"
+#include "vgg/data/folder.h"
 
 namespace vgg {
 
 int64_t data_image_size(const CheckpointMeta& meta) { return meta.data_image_size; }
 
+LoadOptions load_options(const CheckpointMeta& meta) {
+  return LoadOptions()
+      .channels(meta.model.in_channels())
+      .num_classes(meta.model.num_classes())
+      .image_size(meta.model.image_size());
+}
+
 torch::Tensor prepare_image(const Image& image, const CheckpointMeta& meta, bool invert) {
   torch::Tensor x = image_to_tensor(image, meta.model.in_channels());  // uint8 [C, H, W]
   if (invert) x = 255 - x;
+  if (meta.preprocess.center_crop()) {
+    return preprocess(fit_square(x, photo_side(meta.model.image_size())).unsqueeze(0), meta.preprocess).squeeze(0);
+  }
   const int64_t h = x.size(1), w = x.size(2), side = std::max(h, w);
   if (h != w) {
     x = torch::constant_pad_nd(x, {(side - w) / 2, side - w - (side - w) / 2, (side - h) / 2, side - h - (side - h) / 2}, 0);

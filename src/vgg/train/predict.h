@@ -7,13 +7,20 @@
 #include <string>
 #include <vector>
 
+#include "vgg/data/source.h"
 #include "vgg/image/image.h"
 #include "vgg/train/checkpoint.h"
 
 namespace vgg {
 
+// How a checkpoint's model sees a data source's images: its channels,
+// classes and input size (photographs stored for its image size).
+LoadOptions load_options(const CheckpointMeta& meta);
+
 // Any picture -> one model input [C, S, S] (float), the way training saw
-// its images:
+// its images. Photographs (checkpoints trained with center_crop): the
+// shorter side resized to photo_side(image_size), the centre square cut,
+// then the checkpoint's preprocess() (its centre crop). Otherwise:
 //  1. to the model's channels (colour -> BT.601 grey, grey -> repeated);
 //  2. if `invert`, 255 - v (Fashion-MNIST shows light objects on black; a
 //     photo of dark things on white wants this);

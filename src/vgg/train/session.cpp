@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <sys/stat.h>
+
 #include <chrono>
+#include <cmath>
 
 #include "vgg/data/source.h"
 #include "vgg/error.h"
@@ -39,6 +43,7 @@ SessionOptions resume_configuration(SessionOptions o, const std::function<bool(c
   if (given("--flip-tta")) train.flip_tta(flags.flip_tta());
   if (given("--shift-tta")) train.shift_tta(flags.shift_tta());
   o.model(meta.model).preprocess(meta.preprocess).train(train).auto_batch(false).resumed_data(meta.data);
+  o.channels_from_data(false).classes_from_data(false).keep_augmentation(true);
   // The data are part of the run: a resume continues on the ones it was
   // trained on (checkpoints before this record carry no directory).
   if (!meta.data.dir.empty()) {
@@ -54,6 +59,7 @@ SessionOptions resume_configuration(SessionOptions o, const std::function<bool(c
     keep("--data", o.data().dir(), meta.data.dir);
     keep("--limit-train", o.data().limit_train(), meta.data.limit_train);
     keep("--limit-test", o.data().limit_test(), meta.data.limit_test);
+    keep("--val-split", o.data().val_split(), meta.data.val_split);
   }
   return o;
 }
@@ -73,10 +79,20 @@ void validate_session(SessionOptions& o) {
   if (o.data().limit_test() < 0) {
     throw UsageError(fmt::format("--limit-test: expected >= 0, found {}", o.data().limit_test()));
   }
+  const double v = o.data().val_split();
+  if (!(v >= 0 && v <= 1e9) || (v >= 1 && v != std::floor(v))) {
+    throw UsageError(fmt::format("--val-split: expected a fraction 0..1 or a whole number of images, found {}", v));
+  }
+  if (o.data().workers() < 0 || o.data().workers() > 256) {
+    throw UsageError(fmt::format("--data-workers: expected 0..256, found {}", o.data().workers()));
+  }
   if (o.eval_every() < 0) throw UsageError(fmt::format("--eval-every: expected >= 0, found {}", o.eval_every()));
   if (o.max_steps() < 0) throw UsageError(fmt::format("--max-steps: expected >= 0, found {}", o.max_steps()));
   if (!o.save().empty()) check_writable(o.save(), "--save");
-  check_data_flag(o.data().dir());
+  struct stat st {};
+  if (::stat(o.data().dir().c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw UsageError(fmt::format("--data: {} is not a directory", o.data().dir()));
+  }
   if (o.dist() && o.dist()->backend == "nccl") {
     // One GPU per rank, as torchrun does it: LOCAL_RANK picks the GPU.
     if (o.train().device() == "cpu") throw UsageError("--dist-backend: nccl needs --device cuda (one GPU per rank)");
@@ -85,12 +101,100 @@ void validate_session(SessionOptions& o) {
   }
 }
 
+std::pair<torch::Tensor, torch::Tensor> split_validation(const torch::Tensor& labels, double val_split, uint64_t seed) {
+  const int64_t n = labels.size(0);
+  const auto want = static_cast<int64_t>(val_split >= 1 ? val_split : std::llround(val_split * static_cast<double>(n)));
+  if (want >= n) {
+    throw UsageError(fmt::format("--val-split: {} of {} training images leaves none to train on", want, n));
+  }
+  const int64_t classes = n > 0 ? labels.max().item<int64_t>() + 1 : 0;
+  std::vector<std::vector<int64_t>> members(static_cast<size_t>(classes));
+  const torch::Tensor l = labels.contiguous();
+  for (int64_t i = 0; i < n; ++i) members[static_cast<size_t>(l.data_ptr<int64_t>()[i])].push_back(i);
+  // Largest remainder: each class's exact share rounded down, then one more
+  // for the classes with the largest fractions until the total is `want`.
+  std::vector<int64_t> take(members.size());
+  std::vector<std::pair<double, size_t>> rest;
+  int64_t given = 0;
+  for (size_t c = 0; c < members.size(); ++c) {
+    const double exact = static_cast<double>(want) * static_cast<double>(members[c].size()) / static_cast<double>(n);
+    take[c] = static_cast<int64_t>(std::floor(exact));
+    given += take[c];
+    rest.emplace_back(-(exact - std::floor(exact)), c);
+  }
+  std::stable_sort(rest.begin(), rest.end());
+  for (size_t k = 0; given < want && k < rest.size(); ++k, ++given) ++take[rest[k].second];
+  at::Generator gen = at::detail::createCPUGenerator(seed ^ 0x76616C5F73706CULL);  // "val_spl"
+  std::vector<char> held(static_cast<size_t>(n), 0);
+  for (size_t c = 0; c < members.size(); ++c) {
+    const auto& m = members[c];
+    if (m.empty()) continue;
+    if (take[c] >= static_cast<int64_t>(m.size())) {
+      throw UsageError(fmt::format("--val-split: class {} has only {} training images; holding out {} leaves none", c,
+                                   m.size(), take[c]));
+    }
+    const torch::Tensor perm = torch::randperm(static_cast<int64_t>(m.size()), gen, torch::kInt64);
+    for (int64_t k = 0; k < take[c]; ++k) held[static_cast<size_t>(m[static_cast<size_t>(perm[k].item<int64_t>())])] = 1;
+  }
+  std::vector<int64_t> train, val;
+  for (int64_t i = 0; i < n; ++i) (held[static_cast<size_t>(i)] ? val : train).push_back(i);
+  return {torch::tensor(train, torch::kInt64), torch::tensor(val, torch::kInt64)};
+}
+
 TrainingSession::TrainingSession(SessionOptions options) : options_(std::move(options)) {
   SessionOptions& o = options_;
   const DataOptions& d = o.data();
-  const std::unique_ptr<DataSource> source = open_data_source(d.dir());
-  train_ = source->load(Split::Train, o.model().num_classes(), d.limit_train());
-  test_ = source->load(Split::Test, o.model().num_classes(), d.limit_test());
+  source_ = open_data_source(d.dir(), DataSourceOptions(d.source()).workers(d.workers()));
+  const DataSource& source = *source_;
+  ModelOptions& m = o.model();
+  if (o.channels_from_data()) m.in_channels(source.channels());
+  const std::vector<std::string> classes = source.classes();
+  if (o.classes_from_data() && !classes.empty()) m.num_classes(static_cast<int64_t>(classes.size()));
+  if (!classes.empty() && static_cast<int64_t>(classes.size()) != m.num_classes()) {
+    throw UsageError(fmt::format("--classes: the model has {} classes, the data in {} have {}", m.num_classes(), d.dir(),
+                                 classes.size()));
+  }
+  plan_layers(m);
+  if (m.in_channels() != source.channels()) {
+    data_notes_.push_back(fmt::format("{} -> {} ({} channel{} stored, the model takes {})",
+                                      source.channels() == 1 ? "grey" : "RGB", m.in_channels() == 1 ? "grey" : "RGB",
+                                      source.channels(), source.channels() == 1 ? "" : "s", m.in_channels()));
+  }
+  PreprocessOptions& pre = o.preprocess();
+  if (source.photographs(m.image_size()) && o.resume().empty()) {
+    pre.center_crop(true);
+    if (!o.keep_augmentation()) pre.random_resized_crop(true).hflip(true).crop_padding(0);
+  }
+  if (pre.center_crop()) {
+    data_notes_.push_back(fmt::format("photographs: stored at {0}x{0} (shorter side resized, centre crop), {1}, "
+                                      "evaluated on the centre {2}x{2}",
+                                      photo_side(m.image_size()), pre.random_resized_crop() ? "random resized crops" : "no random resized crops",
+                                      m.image_size()));
+  }
+  const LoadOptions load = LoadOptions()
+                               .channels(m.in_channels())
+                               .num_classes(m.num_classes())
+                               .image_size(m.image_size())
+                               .cache_bytes(d.cache_bytes());
+  train_ = source.load(Split::Train, LoadOptions(load).limit(d.limit_train()));
+  if (source.has(Split::Val)) {
+    val_ = source.load(Split::Val, load);
+  } else if (d.val_split() > 0) {
+    const auto [keep, held] = split_validation(train_.labels, d.val_split(), o.train().seed());
+    val_ = train_.subset(held);
+    train_ = train_.subset(keep);
+  }
+  test_ = source.load(Split::Test, LoadOptions(load).limit(d.limit_test()));
+  if (pre.normalize() && (pre.mean().empty() || pre.std().empty())) {
+    // Streamed sets: 2,000 images spread over the set estimate it well.
+    const ChannelStats stats = channel_stats(train_, train_.streamed() ? 2000 : 0);
+    if (pre.mean().empty()) pre.mean(stats.mean);
+    if (pre.std().empty()) pre.std(stats.std);
+    for (double& sd : pre.std()) sd = std::max(sd, 1e-6);  // a constant channel
+    data_notes_.push_back(fmt::format("mean [{:.4f}] std [{:.4f}] from the training images",
+                                      fmt::join(pre.mean(), ", "), fmt::join(pre.std(), ", ")));
+  }
+  validate(pre, m.in_channels());
   train_crc_ = fingerprint(train_);
   if (!o.allow_data_change()) {
     const DataRecord& was = o.resumed_data();
@@ -101,9 +205,9 @@ TrainingSession::TrainingSession(SessionOptions options) : options_(std::move(op
           d.dir(), train_.size(), train_crc_, o.resume(), was.train_count, was.train_crc));
     }
   }
-  if (train_.channels() != o.model().in_channels()) {
+  if (train_.channels() != m.in_channels()) {
     throw UsageError(fmt::format("--in-channels: the model expects {} channels, the data in {} has {}",
-                                 o.model().in_channels(), d.dir(), train_.channels()));
+                                 m.in_channels(), d.dir(), train_.channels()));
   }
   if (o.train().memory_budget() > 0) {
     // Fit the step to what the budget leaves after the runtime and the data
@@ -112,7 +216,7 @@ TrainingSession::TrainingSession(SessionOptions options) : options_(std::move(op
     BudgetReport report;
     report.baseline = current_rss_bytes();
     report.fit = fit_budget(plan_layers(o.model()), memory_options(t).batch_size(o.auto_batch() ? 0 : t.batch_size()),
-                            t.memory_budget(), report.baseline, std::min<int64_t>(65536, train_.size()),
+                            t.memory_budget(), report.baseline, train_.streamed() ? 0 : std::min<int64_t>(65536, train_.size()),
                             t.eval_batch_size());
     const BudgetFit& fit = report.fit;
     int64_t micro = fit.micro_batch;
@@ -140,7 +244,7 @@ void TrainingSession::save() {
   meta.running = pos.running;
   meta.class_names = train_.class_names;
   meta.data_image_size = train_.height();
-  meta.data = {o.data().dir(), o.data().limit_train(), o.data().limit_test(), train_.size(), train_crc_};
+  meta.data = {o.data().dir(), o.data().limit_train(), o.data().limit_test(), o.data().val_split(), train_.size(), train_crc_};
   save_checkpoint(o.save(), meta, trainer_->model(), &trainer_->optimizer());
 }
 
@@ -152,6 +256,7 @@ TrainingSession::Outcome TrainingSession::run(const Events& events, const std::a
   torch::manual_seed(o.train().seed());
   trainer_ = std::make_unique<Trainer>(build_model(o.model()), o.train(), o.preprocess());
   trainer_->set_max_steps(o.max_steps());
+  trainer_->set_loader(LoaderOptions().workers(o.data().workers()));
   if (o.dist()) {
     group_ = std::make_unique<ProcessGroup>(*o.dist());
     sync_ = std::make_unique<GradientSync>(*group_, *trainer_->model());
@@ -182,7 +287,8 @@ TrainingSession::Outcome TrainingSession::run(const Events& events, const std::a
     auto on_step = [&](const StepInfo& info) {
       if (events.step) events.step(epoch, info);
     };
-    last_epoch_ = trainer_->run_epoch(train_, eval ? &test_ : nullptr, on_step, stop);
+    last_epoch_ = trainer_->run_epoch(train_, eval ? (has_validation() ? &val_ : &test_) : nullptr, on_step, stop);
+    last_epoch_.eval_split = has_validation() ? Split::Val : Split::Test;
     const EpochStats& s = last_epoch_;
     seconds_ = elapsed();
     if (s.diverged) {
@@ -203,13 +309,18 @@ TrainingSession::Outcome TrainingSession::run(const Events& events, const std::a
       return Outcome::Interrupted;
     }
     if (events.epoch) events.epoch(s);
-    if (s.test.count > 0) last_test_ = s.test;
+    if (s.eval.count > 0 && !has_validation()) last_test_ = s.eval;
     save();
     // A stop that arrived during the epoch's evaluation: the epoch is
     // complete and recorded.
     if (stopping || (stop != nullptr && stop->load())) return Outcome::InterruptedAfterEpoch;
   }
   seconds_ = elapsed();
+  if (has_validation() && test_.size() > 0) {
+    // Model selection looked at validation only; the test set is measured
+    // once, at the end.
+    last_test_ = evaluate(trainer_->model(), test_, o.preprocess(), trainer_->eval_options());
+  }
   return Outcome::Finished;
 }
 

@@ -14,18 +14,36 @@
 
 #include "vgg/analysis/memory.h"
 #include "vgg/data/dataset.h"
+#include "vgg/data/source.h"
 #include "vgg/dist/dist.h"
 #include "vgg/train/checkpoint.h"
 #include "vgg/train/trainer.h"
 
 namespace vgg {
 
-// Which data a run trains and evaluates on.
+// Which data a run trains and evaluates on, and how they are read.
 struct DataOptions {
   TORCH_ARG(std::string, dir) = kDefaultDataDir;
-  TORCH_ARG(int64_t, limit_train) = 0;  // first N training images (0 = all)
-  TORCH_ARG(int64_t, limit_test) = 0;   // first N test images (0 = all)
+  TORCH_ARG(DataSourceOptions, source);
+  TORCH_ARG(int64_t, limit_train) = 0;  // N training images (0 = all; source.h says which)
+  TORCH_ARG(int64_t, limit_test) = 0;   // N test images (0 = all)
+  // Held out of the training set for per-epoch validation when the source
+  // has no validation split of its own: a fraction (0 < f < 1) or a count
+  // (>= 1), stratified by class and drawn from the seed. 0 = none.
+  TORCH_ARG(double, val_split) = 0;
+  // Image folders: decoded into memory when a split fits this many bytes
+  // (-1 = a quarter of the memory available), else streamed.
+  TORCH_ARG(int64_t, cache_bytes) = -1;
+  // Threads decoding streamed images during training and evaluation.
+  TORCH_ARG(int, workers) = 2;
 };
+
+// The stratified hold-out of DataOptions::val_split: for each class, its
+// items shuffled by a generator seeded from `seed` alone and the first
+// share taken (largest-remainder rounding so the total is exact). Returns
+// {train indices, validation indices}, each ascending. UsageError naming
+// --val-split when it would leave a class without training items.
+std::pair<torch::Tensor, torch::Tensor> split_validation(const torch::Tensor& labels, double val_split, uint64_t seed);
 
 struct SessionOptions {
   TORCH_ARG(ModelOptions, model);
@@ -48,6 +66,13 @@ struct SessionOptions {
   TORCH_ARG(std::optional<DistOptions>, dist);
   // What the resumed checkpoint was trained on (set by resume_configuration).
   TORCH_ARG(DataRecord, resumed_data);
+  // The model's input channels and classes follow the data (the flags were
+  // not given); off when resuming, where the checkpoint decides.
+  TORCH_ARG(bool, channels_from_data) = true;
+  TORCH_ARG(bool, classes_from_data) = true;
+  // The user chose the augmentation; otherwise photographs get torchvision's
+  // recipe (random resized crop + flip) instead of the padded crop.
+  TORCH_ARG(bool, keep_augmentation) = false;
 };
 
 // With options.resume(): the checkpoint's configuration, which the run
@@ -73,6 +98,13 @@ class TrainingSession {
   const SessionOptions& options() const { return options_; }
   const Dataset& train_data() const { return train_; }
   const Dataset& test_data() const { return test_; }
+  // The per-epoch evaluation set: validation when there is one, else test.
+  const Dataset& val_data() const { return val_; }
+  bool has_validation() const { return val_.size() > 0; }
+  const DataSource& source() const { return *source_; }
+  // What the session decided about the data, for the printed configuration
+  // ("photographs: random resized crop ...", "grey -> RGB").
+  const std::vector<std::string>& data_notes() const { return data_notes_; }
 
   // The fit to train.memory_budget, when there is one: what the process
   // held before the model, and the planned step.
@@ -99,7 +131,8 @@ class TrainingSession {
   Outcome run(const Events& events, const std::atomic<bool>* stop = nullptr);
 
   // After run(): the trainer, the last epoch's (or partial epoch's) stats,
-  // the last test evaluation, and the whole run's seconds.
+  // the last test evaluation (with a validation split: the test set once,
+  // after the last epoch), and the whole run's seconds.
   Trainer& trainer() { return *trainer_; }
   const EpochStats& last_epoch() const { return last_epoch_; }
   const EvalResult& last_test() const { return last_test_; }
@@ -114,7 +147,9 @@ class TrainingSession {
 
  private:
   SessionOptions options_;
-  Dataset train_, test_;
+  std::unique_ptr<DataSource> source_;
+  Dataset train_, val_, test_;
+  std::vector<std::string> data_notes_;
   uint32_t train_crc_ = 0;
   std::optional<BudgetReport> budget_;
   std::unique_ptr<Trainer> trainer_;

@@ -17,9 +17,11 @@ nlohmann::json to_json(const EpochStats& s) {
                       {"lr", s.lr},         {"seconds", s.seconds},       {"images_per_sec", s.images_per_sec},
                       {"peak_rss_bytes", s.peak_rss}, {"steps", s.steps}};
   if (s.allreduce_wait_seconds > 0) j["allreduce_wait_seconds"] = s.allreduce_wait_seconds;
-  if (s.test.count > 0) {
-    j["test_loss"] = s.test.loss;
-    j["test_accuracy"] = s.test.accuracy;
+  if (s.data_wait_seconds > 0) j["data_wait_seconds"] = s.data_wait_seconds;
+  if (s.eval.count > 0) {
+    const std::string split = to_string(s.eval_split);
+    j[split + "_loss"] = s.eval.loss;
+    j[split + "_accuracy"] = s.eval.accuracy;
   }
   return j;
 }
@@ -82,14 +84,16 @@ void Trainer::reseed_for_epoch(int64_t epoch) {
   torch::manual_seed(base + 2 * rank + 2);
 }
 
-namespace {
-
-// The rows of `data` at `indices`, as a data set of their own.
-Dataset subset(const Dataset& data, const torch::Tensor& indices) {
-  return {data.images.index_select(0, indices), data.labels.index_select(0, indices), data.class_names};
+EvalOptions Trainer::eval_options() const {
+  return EvalOptions()
+      .batch_size(train_.eval_batch_size())
+      .precision(train_.precision())
+      .channels_last(train_.channels_last())
+      .device(train_.device())
+      .flip_tta(train_.flip_tta())
+      .shift_tta(train_.shift_tta())
+      .loader(loader_);
 }
-
-}  // namespace
 
 EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
                               const std::function<void(const StepInfo&)>& on_step, const std::atomic<bool>* stop) {
@@ -128,6 +132,7 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
   bool stopped = false;
   if (sync_ != nullptr) sync_->reset_timing();
   const auto start = clock::now();
+  BatchLoader loader(train, std::vector<torch::Tensor>(batches.begin() + first_step, batches.end()), loader_);
   int64_t i = first_step;
   for (; i < steps; ++i) {
     bool want_stop = (stop != nullptr && stop->load()) || step_limit_reached();
@@ -143,7 +148,10 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
       break;
     }
     const double lr = scheduled_lr(train_, epochs_done_ * steps + i, total_steps, steps);
-    Batch b = make_batch(train, batches[i], preprocess_, &augment_gen_);
+    const double waited = loader.wait_seconds();
+    BatchLoader::Item item = loader.next();
+    const double data_wait = loader.wait_seconds() - waited;
+    Batch b{vgg::preprocess(item.images, preprocess_, &augment_gen_), item.labels};
     const auto [loss, ok] = train_step(b, lr);
     if (!std::isfinite(loss)) {
       // Stop now (in data-parallel mode at the next vote): the weights are
@@ -166,7 +174,7 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
       const double elapsed = std::chrono::duration<double>(clock::now() - start).count();
       StepInfo info{i + 1, steps, loss_sum / seen, static_cast<double>(correct) / seen,
                     (seen - seen_before) * (group_ ? group_->world_size() : 1) / elapsed,
-                    elapsed / static_cast<double>(i + 1) * static_cast<double>(steps - i - 1), loss};
+                    elapsed / static_cast<double>(i + 1) * static_cast<double>(steps - i - 1), loss, data_wait};
       on_step(info);
     }
   }
@@ -179,6 +187,7 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
     seen = static_cast<int64_t>(totals[2].item<double>());
   }
   s.seconds = std::chrono::duration<double>(clock::now() - start).count();
+  s.data_wait_seconds = loader.wait_seconds();
   if (sync_ != nullptr) s.allreduce_wait_seconds = sync_->wait_seconds();
   if (seen > 0 && !s.diverged) {
     s.train_loss = loss_sum / seen;
@@ -192,25 +201,19 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
   if (!stopped) ++epochs_done_;  // an interrupted epoch does not count
   if (sync_ != nullptr) sync_->broadcast_buffers();
   if (test != nullptr && !stopped) {
-    const EvalOptions eval = EvalOptions()
-                                 .batch_size(train_.eval_batch_size())
-                                 .precision(train_.precision())
-                                 .channels_last(train_.channels_last())
-                                 .device(train_.device())
-                                 .flip_tta(train_.flip_tta())
-                                 .shift_tta(train_.shift_tta());
+    const EvalOptions eval = eval_options();
     if (group_ != nullptr) {
       torch::Tensor mine = shard_indices(test->size(), group_->world_size(), group_->rank(), false, 0, 0, false);
-      s.test = evaluate(model_, subset(*test, mine), preprocess_, eval);
-      torch::Tensor loss_total = torch::tensor({s.test.loss * static_cast<double>(s.test.count)}, torch::kFloat64);
+      s.eval = evaluate(model_, test->subset(mine), preprocess_, eval);
+      torch::Tensor loss_total = torch::tensor({s.eval.loss * static_cast<double>(s.eval.count)}, torch::kFloat64);
       group_->allreduce_sum(loss_total);
-      group_->allreduce_sum(s.test.confusion);
-      s.test.count = test->size();
-      s.test.loss = loss_total.item<double>() / static_cast<double>(s.test.count);
-      s.test.accuracy = static_cast<double>(s.test.confusion.diagonal().sum().item<int64_t>()) /
-                        static_cast<double>(s.test.count);
+      group_->allreduce_sum(s.eval.confusion);
+      s.eval.count = test->size();
+      s.eval.loss = loss_total.item<double>() / static_cast<double>(s.eval.count);
+      s.eval.accuracy = static_cast<double>(s.eval.confusion.diagonal().sum().item<int64_t>()) /
+                        static_cast<double>(s.eval.count);
     } else {
-      s.test = evaluate(model_, *test, preprocess_, eval);
+      s.eval = evaluate(model_, *test, preprocess_, eval);
     }
   }
   s.peak_rss = peak_rss_bytes();

@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "vgg/data/batch.h"
+#include "vgg/data/loader.h"
 #include "vgg/models/model.h"
 #include "vgg/train/evaluate.h"
 #include "vgg/train/options.h"
@@ -22,13 +23,16 @@ struct StepInfo {
   int64_t step = 0, steps = 0;  // within the epoch
   double loss = 0, accuracy = 0, images_per_sec = 0, eta_seconds = 0;  // running, over the epoch
   double batch_loss = 0;                                                 // this step's
+  double data_wait = 0;  // seconds this step waited for its batch to be decoded
 };
 
 struct EpochStats {
   int64_t epoch = 0;  // 1-based
   double train_loss = 0, train_accuracy = 0, lr = 0;
   double seconds = 0, images_per_sec = 0;
-  EvalResult test;    // count == 0 when there was no test set
+  EvalResult eval;    // count == 0 when there was no evaluation this epoch
+  Split eval_split = Split::Test;  // what `eval` was measured on (set by the caller)
+  double data_wait_seconds = 0;    // training steps waiting for decoded batches
   int64_t peak_rss = 0;
   int64_t steps = 0;
   bool diverged = false;  // the loss became NaN or infinite; training stopped
@@ -78,9 +82,16 @@ class Trainer {
     return vgg::accumulate_gradients(model_, batch, train_, device_, sync_);
   }
 
-  // Trains one epoch over `train` and evaluates on `test` (if non-null).
-  // Returns early (with partial stats) when *stop becomes true.
-  EpochStats run_epoch(const Dataset& train, const Dataset* test,
+  // How streamed data are decoded (workers, prefetch).
+  void set_loader(const LoaderOptions& o) { loader_ = o; }
+  const LoaderOptions& loader() const { return loader_; }
+  // The evaluation options this trainer's training options imply.
+  EvalOptions eval_options() const;
+
+  // Trains one epoch over `train` and evaluates on `eval` (if non-null;
+  // the caller labels the result's eval_split). Returns early (with partial
+  // stats) when *stop becomes true.
+  EpochStats run_epoch(const Dataset& train, const Dataset* eval,
                        const std::function<void(const StepInfo&)>& on_step = {},
                        const std::atomic<bool>* stop = nullptr);
 
@@ -97,6 +108,7 @@ class Trainer {
   int64_t step_in_epoch_ = 0;  // > 0 only while an epoch is interrupted
   EpochTotals running_;        // and its sums (over all ranks) until then
   at::Generator augment_gen_;
+  LoaderOptions loader_;
   ProcessGroup* group_ = nullptr;
   GradientSync* sync_ = nullptr;
 };

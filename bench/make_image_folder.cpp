@@ -109,6 +109,25 @@ void make_photos(const std::string& out, int64_t train, int64_t test, int64_t cl
   }
 }
 
+// The folder's images and labels against the IDX files': equal to the IDX
+// split reordered stably by label (ImageFolder's class-by-class order).
+int check_against_idx(const std::string& idx_dir, const std::string& folder) {
+  const auto idx = open_data_source(idx_dir, DataSourceOptions().format(DataFormat::Idx));
+  const auto png = open_data_source(folder, DataSourceOptions().format(DataFormat::Folder));
+  int bad = 0;
+  for (Split split : {Split::Train, Split::Test}) {
+    const Dataset a = idx->load(split, LoadOptions()), b = png->load(split, LoadOptions().image_size(28));
+    // Stable sort by label: a key of label * N + index.
+    const torch::Tensor order = (a.labels * a.size() + torch::arange(a.size())).argsort();
+    const bool same = a.size() == b.size() && torch::equal(a.images.index_select(0, order), b.images) &&
+                      torch::equal(a.labels.index_select(0, order), b.labels);
+    fmt::print("{}: {} IDX images, {} PNG files: {}\n", to_string(split), a.size(), b.size(),
+               same ? "identical pixels and labels (IDX order sorted stably by label)" : "DIFFERENT");
+    bad += !same;
+  }
+  return bad == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -123,10 +142,14 @@ int main(int argc, char** argv) {
   app.add_option("--classes", classes, "classes of generated photographs (1..1000)")->capture_default_str();
   app.add_option("--seed", seed, "generator seed")->capture_default_str();
   app.add_option("--threads", threads, "writer threads")->capture_default_str();
+  std::string check;
+  app.add_option("--check-against-idx", check, "with -o FOLDER: compare the folder's images and labels to this IDX directory");
   app.add_option("-o,--out", out, "output directory")->required();
   CLI11_PARSE(app, argc, argv);
   try {
-    if (!from_idx.empty()) {
+    if (!check.empty()) {
+      return check_against_idx(check, out);
+    } else if (!from_idx.empty()) {
       export_idx(from_idx, out);
     } else if (photos > 0 && classes >= 1 && classes <= 1000 && test >= 0 && threads >= 1) {
       make_photos(out, photos, test, classes, seed, threads);

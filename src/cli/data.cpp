@@ -6,6 +6,12 @@
 
 #include "commands.h"
 #include "common.h"
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <chrono>
+
+#include "vgg/data/batch.h"
+#include "vgg/data/loader.h"
 #include "vgg/data/source.h"
 #include "vgg/error.h"
 
@@ -17,10 +23,50 @@ struct DataArgs {
   DataSourceOptions source;
   int64_t image_size = 224;
   int64_t stats_images = 2000;
+  int64_t time_decode = 0;
+  int workers = 2;
   bool json = false;
 };
 
+// Decoding and augmenting N training images as `vgg train` would stream
+// them: first with one worker thread (its own rate), then with `workers`
+// threads while this thread augments (the pipeline's rate).
+void time_decode(const DataSource& source, const DataArgs& a) {
+  using clock = std::chrono::steady_clock;
+  const bool photos = source.photographs(a.image_size);
+  const Dataset train = source.load(Split::Train, LoadOptions().image_size(a.image_size).cache_bytes(0).num_classes(
+                                                      static_cast<int64_t>(std::max<size_t>(source.classes().size(), 256))));
+  if (!train.streamed()) throw std::logic_error("time_decode: expected a streamed data set");
+  const int64_t n = std::min(a.time_decode, train.size());
+  const std::vector<torch::Tensor> batches = split_batches(epoch_order(train.size(), true, 1, 0).narrow(0, 0, n), 64);
+  PreprocessOptions pre = PreprocessOptions().image_size(a.image_size).normalize(true).mean({0.5}).std({0.25}).hflip(true);
+  if (photos) pre.random_resized_crop(true).center_crop(true); else pre.crop_padding(2);
+  at::Generator gen = at::detail::createCPUGenerator(1);
+  auto run = [&](int workers, bool augment) {
+    const auto start = clock::now();
+    BatchLoader loader(train, batches, LoaderOptions().workers(workers));
+    double augment_seconds = 0;
+    while (!loader.done()) {
+      const BatchLoader::Item item = loader.next();
+      if (!augment) continue;
+      const auto t = clock::now();
+      preprocess(item.images, pre, &gen);
+      augment_seconds += std::chrono::duration<double>(clock::now() - t).count();
+    }
+    return std::pair<double, double>{std::chrono::duration<double>(clock::now() - start).count(), augment_seconds};
+  };
+  const double one = run(1, false).first;
+  const auto [all, augment] = run(a.workers, true);
+  fmt::print("decode ({}x{} {}): {:.0f} img/s on one worker thread; {} workers + augmentation ({}) on the main "
+             "thread: {:.0f} img/s, augmentation {:.2f} ms/img\n",
+             train.stream_side, train.stream_side, photos ? "shorter side + centre crop" : "native size",
+             static_cast<double>(n) / one, a.workers, photos ? "random resized crop + flip" : "padded crop + flip",
+             static_cast<double>(n) / all, 1e3 * augment / static_cast<double>(n));
+}
+
 int run_data(DataArgs& a) {
+  if (a.workers < 1 || a.workers > 256) throw UsageError(fmt::format("--data-workers: expected 1..256, found {}", a.workers));
+  if (a.time_decode < 0) throw UsageError(fmt::format("--time-decode: expected >= 0, found {}", a.time_decode));
   if (a.stats_images < 0) throw UsageError(fmt::format("--stats-images: expected >= 0, found {}", a.stats_images));
   // Unreadable files are listed, not fatal: this command is where one looks for them.
   a.source.skip_bad_images(true);
@@ -38,6 +84,10 @@ int run_data(DataArgs& a) {
     const Dataset train = source->load(Split::Train, LoadOptions().image_size(a.image_size).cache_bytes(0).num_classes(
                                                          static_cast<int64_t>(names.size())));
     stats = channel_stats(train, a.stats_images);
+  }
+  if (a.time_decode > 0) {
+    time_decode(*source, a);
+    return 0;
   }
   if (a.json) {
     nlohmann::json j = {{"data", a.dir}, {"format", source->describe()}, {"classes", names},
@@ -106,6 +156,10 @@ Command register_data(CLI::App& root) {
   app->add_option("--stats-images", a.stats_images, "training images sampled for mean/std (0 = skip)")
       ->capture_default_str();
   add_json_flag(app, a.json, "print one JSON object");
+  app->add_option("--time-decode", a.time_decode,
+                  "instead: time decoding and augmenting N training images as vgg train streams them")
+      ->capture_default_str();
+  app->add_option("--data-workers", a.workers, "decoding threads for --time-decode")->capture_default_str();
   return {app, [args]() { return run_data(*args); }};
 }
 

@@ -56,6 +56,13 @@ TEST(DataCli, DescribesTrainsEvaluatesAndPredictsOnImageFolders) {
   EXPECT_NE(m.find("\"val_accuracy\""), std::string::npos) << m;
   EXPECT_NE(m.find("\"final\":true"), std::string::npos) << m;
 
+  // A resume keeps the hold-out: its training images (count and CRC) are
+  // the ones the checkpoint recorded, or it would be refused.
+  r = test::run_cli("train --resume " + ckpt + " --epochs 3 --no-progress", dir);
+  ASSERT_EQ(r.rc, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find("epoch   3/3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("validation 6 images (--val-split 0.25)"), std::string::npos) << r.out;
+
   r = test::run_cli("eval --checkpoint " + ckpt + " --data '" + data + "'", dir);
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.out.find("red things"), std::string::npos) << r.out;
@@ -92,6 +99,7 @@ TEST(DataCli, BadDataSetsGetOneLine) {
   // ... or skipped when asked.
   r = test::run_cli("train --data " + data + " --skip-bad-images --arch 1x4 --image-size 16 --dry-run", dir);
   EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("skipped 1 unreadable file (--skip-bad-images): " + liar), std::string::npos) << r.out;
   fs::remove(liar);
   // A truncated JPEG (header intact) is found when decoding.
   const std::string cut = data + "/train/red things/img 1.jpg";

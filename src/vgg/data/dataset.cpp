@@ -84,7 +84,8 @@ Dataset Dataset::subset(const torch::Tensor& indices) const {
   Dataset d;
   d.labels = labels.index_select(0, indices);
   d.class_names = class_names;
-  if (streamed()) {
+  if (images.defined()) d.images = images.index_select(0, indices);
+  if (files) {
     auto list = std::make_shared<std::vector<std::string>>();
     const torch::Tensor idx = indices.to(torch::kInt64).contiguous();
     list->reserve(static_cast<size_t>(idx.size(0)));
@@ -92,8 +93,6 @@ Dataset Dataset::subset(const torch::Tensor& indices) const {
     d.files = std::move(list);
     d.stream_channels = stream_channels;
     d.stream_side = stream_side;
-  } else {
-    d.images = images.index_select(0, indices);
   }
   return d;
 }
@@ -133,10 +132,10 @@ ChannelStats channel_stats(const Dataset& data, int64_t max_images) {
 
 uint32_t fingerprint(const Dataset& data) {
   uLong crc = crc32(0L, Z_NULL, 0);
-  if (data.streamed()) {
+  if (data.files) {
     for (const std::string& f : *data.files) crc = crc32(crc, reinterpret_cast<const Bytef*>(f.c_str()), static_cast<uInt>(f.size() + 1));
   }
-  for (const torch::Tensor& t : {data.images, data.labels}) {
+  for (const torch::Tensor& t : {data.files ? torch::Tensor() : data.images, data.labels}) {
     if (!t.defined() || t.numel() == 0) continue;
     const torch::Tensor c = t.contiguous();
     const auto* p = static_cast<const Bytef*>(c.data_ptr());

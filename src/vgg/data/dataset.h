@@ -24,13 +24,14 @@ struct Dataset {
   torch::Tensor images;  // uint8 [N, C, H, W]; undefined when streamed
   torch::Tensor labels;  // int64 [N]
   std::vector<std::string> class_names;
-  // Streamed: one file per image, decoded on demand to [channels, side, side]
-  // by load_sample (folder.h).
+  // Image folders: the file of each item. Without `images` (streamed) they
+  // are decoded on demand to [stream_channels, stream_side, stream_side] by
+  // load_sample (folder.h).
   std::shared_ptr<const std::vector<std::string>> files;
   int64_t stream_channels = 0, stream_side = 0;
 
   int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
-  bool streamed() const { return files != nullptr; }
+  bool streamed() const { return !images.defined() && files != nullptr; }
   int64_t channels() const { return streamed() ? stream_channels : images.size(1); }
   int64_t height() const { return streamed() ? stream_side : images.size(2); }
   // uint8 [B, C, H, W] of the images at `indices` (int64 [B]), decoding
@@ -53,8 +54,9 @@ std::string idx_path(const std::string& dir, Split split, bool labels);
 // else the label numbers (MNIST's digits).
 Dataset load_idx_dataset(const std::string& dir, Split split, int64_t num_classes = 10, int64_t limit = 0);
 
-// CRC-32 of the images (of the file names, when streamed) and labels: tells
-// whether a resumed run's data are the ones its checkpoint was trained on.
+// CRC-32 of the labels and the images, or for image folders (in memory or
+// streamed alike) of the file names: tells whether a resumed run's data are
+// the ones its checkpoint was trained on.
 uint32_t fingerprint(const Dataset& data);
 
 // Per-channel mean and standard deviation of the pixels scaled to [0, 1]

@@ -205,15 +205,13 @@ class FolderSource : public DataSource {
     for (const ImageFile* file : files) labels.push_back(file->label);
     const double bytes = static_cast<double>(take) * static_cast<double>(channels * side * side);
     const int64_t budget = o.cache_bytes() >= 0 ? o.cache_bytes() : available_memory_bytes() / 4;
-    if (bytes > static_cast<double>(budget)) {
-      auto list = std::make_shared<std::vector<std::string>>();
-      for (const ImageFile* file : files) list->push_back(file->path);
-      d.files = std::move(list);
-      d.stream_channels = channels;
-      d.stream_side = side;
-      d.labels = torch::tensor(labels, torch::kInt64);
-      return d;
-    }
+    auto list = std::make_shared<std::vector<std::string>>();
+    for (const ImageFile* file : files) list->push_back(file->path);
+    d.files = list;
+    d.stream_channels = channels;
+    d.stream_side = side;
+    d.labels = torch::tensor(labels, torch::kInt64);
+    if (bytes > static_cast<double>(budget)) return d;
     // Decode once into memory, in parallel: worker t takes every nth file.
     torch::Tensor images = torch::empty({take, channels, side, side}, torch::kUInt8);
     std::vector<std::string> errors(static_cast<size_t>(take));
@@ -242,14 +240,16 @@ class FolderSource : public DataSource {
         skipped_.push_back(errors[static_cast<size_t>(i)]);
       }
     }
-    d.labels = torch::tensor(labels, torch::kInt64);
     d.images = images;
-    if (static_cast<int64_t>(keep.size()) < take) {
-      const torch::Tensor k = torch::tensor(keep, torch::kInt64);
-      d.images = images.index_select(0, k);
-      d.labels = d.labels.index_select(0, k);
-    }
+    if (static_cast<int64_t>(keep.size()) < take) d = d.subset(torch::tensor(keep, torch::kInt64));
     return d;
+  }
+
+  std::vector<std::string> skipped() const override {
+    std::vector<std::string> all;
+    for (const auto& [split, f] : splits_) all.insert(all.end(), f.skipped.begin(), f.skipped.end());
+    all.insert(all.end(), skipped_.begin(), skipped_.end());
+    return all;
   }
 
   std::vector<SplitSummary> summary() const override {

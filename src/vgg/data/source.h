@@ -81,6 +81,9 @@ class DataSource {
   // naming the file and what was wrong.
   virtual Dataset load(Split split, const LoadOptions& options) const = 0;
   virtual std::vector<SplitSummary> summary() const = 0;
+  // With skip_bad_images: "PATH: reason" for every file skipped so far
+  // (by the scan, and by load() decoding into memory).
+  virtual std::vector<std::string> skipped() const { return {}; }
 };
 
 // The source at `path`: the format given, or recognised from what is there.

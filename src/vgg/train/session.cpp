@@ -185,6 +185,12 @@ TrainingSession::TrainingSession(SessionOptions options) : options_(std::move(op
     train_ = train_.subset(keep);
   }
   test_ = source.load(Split::Test, LoadOptions(load).limit(d.limit_test()));
+  if (const std::vector<std::string> skipped = source.skipped(); !skipped.empty()) {
+    data_notes_.push_back(fmt::format("skipped {} unreadable file{} (--skip-bad-images): {}{}", skipped.size(),
+                                      skipped.size() == 1 ? "" : "s",
+                                      fmt::join(skipped.begin(), skipped.begin() + std::min<size_t>(3, skipped.size()), "; "),
+                                      skipped.size() > 3 ? "; ..." : ""));
+  }
   if (pre.normalize() && (pre.mean().empty() || pre.std().empty())) {
     // Streamed sets: 2,000 images spread over the set estimate it well.
     const ChannelStats stats = channel_stats(train_, train_.streamed() ? 2000 : 0);

@@ -77,6 +77,7 @@ int run_data(DataArgs& a) {
   const std::vector<std::string> names =
       !source->classes().empty() ? source->classes()
                                  : source->load(Split::Train, LoadOptions().limit(1).num_classes(std::max<int64_t>(counted, 1))).class_names;
+  if (a.time_decode > 0) a.stats_images = 0;
   // Mean and std from (a sample of) the training images as stored for
   // training: streamed, so memory stays small whatever the set.
   ChannelStats stats;
@@ -86,6 +87,7 @@ int run_data(DataArgs& a) {
     stats = channel_stats(train, a.stats_images);
   }
   if (a.time_decode > 0) {
+    configure_allocator(/*tensor_cache=*/true, /*memory_budget=*/false);  // as vgg train runs
     time_decode(*source, a);
     return 0;
   }

@@ -98,11 +98,13 @@ void cached_delete(void* ptr) {
   c.fallback_delete(ptr);  // a small block, or one from before installation
 }
 
+thread_local bool t_bypass = false;
+
 class CachingAllocator final : public c10::Allocator {
  public:
   c10::DataPtr allocate(size_t n) const override {
     Cache& c = cache();
-    if (n < c.min_bytes) return c.fallback->allocate(n);
+    if (n < c.min_bytes || t_bypass) return c.fallback->allocate(n);
     const size_t size = round_size(n);
     std::lock_guard<std::mutex> lock(c.mutex);
     void* ptr = nullptr;
@@ -136,6 +138,8 @@ class CachingAllocator final : public c10::Allocator {
 };
 
 }  // namespace
+
+void bypass_tensor_cache_on_this_thread() { t_bypass = true; }
 
 c10::Allocator* tensor_cache_allocator(double slack, int64_t min_bytes) {
   static CachingAllocator* allocator = [&] {

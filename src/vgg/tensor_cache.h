@@ -45,6 +45,12 @@ c10::Allocator* tensor_cache_allocator(double slack = 0.10, int64_t min_bytes = 
 // already in charge.
 bool install_tensor_cache(double slack = 0.10, int64_t min_bytes = 256 << 10);
 
+// Tensors allocated on the calling thread from now on bypass the cache (they
+// are still freed correctly anywhere). For the data loader's workers: their
+// images differ in size from one to the next, which would churn the cache's
+// blocks (measured: decoding at 223 instead of 400 img/s per thread).
+void bypass_tensor_cache_on_this_thread();
+
 // Returns every idle block to the operating system.
 void release_cached_tensors();
 

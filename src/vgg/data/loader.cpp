@@ -5,6 +5,8 @@ extern "C" void omp_set_num_threads(int);
 
 #include <chrono>
 
+#include "vgg/tensor_cache.h"
+
 namespace vgg {
 
 BatchLoader::BatchLoader(const Dataset& data, std::vector<torch::Tensor> batches, const LoaderOptions& options)
@@ -28,6 +30,7 @@ void BatchLoader::work() {
   // One thread per worker: resizing inside load_sample must not start an
   // OpenMP team of its own on every worker (the trainer's threads are busy).
   omp_set_num_threads(1);
+  bypass_tensor_cache_on_this_thread();
   torch::NoGradGuard no_grad;
   for (;;) {
     size_t k = 0;

@@ -12,6 +12,7 @@
 #include "vgg/error.h"
 #include "vgg/image/image.h"
 #include "vgg/io.h"
+#include "vgg/tensor_cache.h"
 
 namespace vgg {
 
@@ -220,6 +221,7 @@ class FolderSource : public DataSource {
     for (int t = 0; t < threads; ++t) {
       pool.emplace_back([&, t] {
         torch::NoGradGuard no_grad;
+        bypass_tensor_cache_on_this_thread();  // see loader.cpp
         for (int64_t i = t; i < take; i += threads) {
           try {
             images[i].copy_(load_sample(files[static_cast<size_t>(i)]->path, channels, side));

@@ -48,6 +48,11 @@ int64_t regular_file_size(const std::string& path, const std::string& what) {
 }
 
 std::string read_regular_file(const std::string& path, int64_t max_bytes, const std::string& what) {
+  return read_regular_file_prefix(path, max_bytes, max_bytes, what);
+}
+
+std::string read_regular_file_prefix(const std::string& path, int64_t prefix_bytes, int64_t max_bytes,
+                                     const std::string& what, int64_t* file_size) {
   // Open first, then check what was opened: the file cannot be swapped for a
   // device between the check and the read.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -63,7 +68,8 @@ std::string read_regular_file(const std::string& path, int64_t max_bytes, const 
     throw FileError(fmt::format("{} {} is {} bytes; a {} is at most {} bytes", what, path, st.st_size, what,
                                 max_bytes));
   }
-  std::string out(static_cast<size_t>(st.st_size), '\0');
+  if (file_size != nullptr) *file_size = static_cast<int64_t>(st.st_size);
+  std::string out(static_cast<size_t>(std::min<int64_t>(st.st_size, std::max<int64_t>(prefix_bytes, 0))), '\0');
   size_t got = 0;
   while (got < out.size()) {
     const ssize_t n = ::read(fd, out.data() + got, out.size() - got);

@@ -27,6 +27,10 @@ int64_t regular_file_size(const std::string& path, const std::string& what);
 // The whole regular file, refusing files larger than `max_bytes` before
 // reading. `what` names the kind of file in messages.
 std::string read_regular_file(const std::string& path, int64_t max_bytes, const std::string& what);
+// Its first `prefix_bytes` bytes only (all of it when shorter), with the
+// same checks; *file_size, when given, receives the whole file's size.
+std::string read_regular_file_prefix(const std::string& path, int64_t prefix_bytes, int64_t max_bytes,
+                                     const std::string& what, int64_t* file_size = nullptr);
 
 // MemAvailable from /proc/meminfo (0 when unknown).
 int64_t available_memory_bytes();

@@ -108,15 +108,6 @@ std::string format_of_extension(const std::string& ext) {
   return "";
 }
 
-const char* kind_of(mode_t mode) {
-  if (S_ISDIR(mode)) return "a directory";
-  if (S_ISFIFO(mode)) return "a FIFO";
-  if (S_ISSOCK(mode)) return "a socket";
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISBLK(mode)) return "a block device";
-  return "not a regular file";
-}
-
 // ---- The walk ------------------------------------------------------------
 
 struct Listing {
@@ -205,42 +196,11 @@ struct Walk {
 // ---- Reading headers -----------------------------------------------------
 
 // Up to max_bytes from the start of the regular file at `path`, and its
-// size. Opened without blocking (a FIFO swapped in after the stat cannot
-// hang the scan) and checked again after opening. Throws FileError
-// "PATH: reason".
+// size (io.h: opened without blocking, so a FIFO swapped in after the walk
+// cannot hang the scan, and checked again after opening).
 std::vector<uint8_t> read_prefix(const std::string& path, size_t max_bytes, int64_t* file_size) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    throw FileError(fmt::format("{}: cannot read: {}", path, std::strerror(errno)));
-  }
-  if (!S_ISREG(st.st_mode)) throw FileError(fmt::format("{}: is {}, not a regular file", path, kind_of(st.st_mode)));
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) throw FileError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw FileError(fmt::format("{}: is {}, not a regular file", path, kind_of(st.st_mode)));
-  }
-  *file_size = static_cast<int64_t>(st.st_size);
-  if (st.st_size > kMaxSampleBytes) {
-    ::close(fd);
-    throw FileError(fmt::format("{}: {} bytes; an image file is at most {} bytes", path, st.st_size, kMaxSampleBytes));
-  }
-  std::vector<uint8_t> out(std::min(max_bytes, static_cast<size_t>(st.st_size)));
-  size_t got = 0;
-  while (got < out.size()) {
-    const ssize_t n = ::read(fd, out.data() + got, out.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      throw FileError(fmt::format("{}: cannot read: {}", path, std::strerror(err)));
-    }
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  out.resize(got);
-  return out;
+  const std::string text = read_regular_file_prefix(path, static_cast<int64_t>(max_bytes), kMaxSampleBytes, "image", file_size);
+  return std::vector<uint8_t>(text.begin(), text.end());
 }
 
 // The header of one file found by the walk, checked against its extension.

@@ -132,6 +132,9 @@ void add_data_source_flags(CLI::App* app, DataSourceOptions& o) {
   app->add_flag("--skip-bad-images", o.skip_bad_images(),
                 "image folders: skip unreadable files (counted, the first few named) instead of refusing the data set");
   app->add_flag("--coarse-labels", o.coarse_labels(), "CIFAR-100: train on the 20 superclasses");
+  app->add_option("--data-workers", o.workers(),
+                  "image folders: threads reading and decoding images (0 = on the main thread)")
+      ->capture_default_str();
 }
 
 void add_training_data_flags(CLI::App* app, DataOptions& o) {
@@ -143,7 +146,6 @@ void add_training_data_flags(CLI::App* app, DataOptions& o) {
                   "per-epoch metrics come from it and the test set is evaluated once at the end (DIR/val, when an "
                   "image folder has one, is used instead)")
       ->capture_default_str();
-  app->add_option("--data-workers", o.workers(), "threads decoding images (image folders)")->capture_default_str();
   app->add_option_function<std::string>(
          "--cache-memory",
          [&o](const std::string& text) { o.cache_bytes(text == "0" ? 0 : parse_bytes(text, "--cache-memory")); },

@@ -42,9 +42,9 @@ void add_memory_budget_flag(CLI::App* app, std::string& budget, const std::strin
 void add_tta_flags(CLI::App* app, bool& flip, int64_t& shift, const std::string& note = "");
 // --data and --limit-test.
 void add_data_flag(CLI::App* app, std::string& dir, const std::string& what);
-// --data-format, --skip-bad-images, --coarse-labels: how --data is read.
+// --data-format, --skip-bad-images, --coarse-labels, --data-workers: how --data is read.
 void add_data_source_flags(CLI::App* app, DataSourceOptions& o);
-// What training adds: --limit-train, --val-split, --data-workers, --cache-memory.
+// What training adds: --limit-train, --val-split, --cache-memory.
 void add_training_data_flags(CLI::App* app, DataOptions& o);
 void add_limit_test_flag(CLI::App* app, int64_t& limit);
 // --checkpoint, required.

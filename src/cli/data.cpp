@@ -24,19 +24,21 @@ struct DataArgs {
   int64_t image_size = 224;
   int64_t stats_images = 2000;
   int64_t time_decode = 0;
-  int workers = 2;
   bool json = false;
 };
 
 // Decoding and augmenting N training images as `vgg train` would stream
-// them: first with one worker thread (its own rate), then with `workers`
+// them: first with one worker thread (its own rate), then with --data-workers
 // threads while this thread augments (the pipeline's rate).
 void time_decode(const DataSource& source, const DataArgs& a) {
   using clock = std::chrono::steady_clock;
   const bool photos = source.photographs(a.image_size);
   const Dataset train = source.load(Split::Train, LoadOptions().image_size(a.image_size).cache_bytes(0).num_classes(
                                                       static_cast<int64_t>(std::max<size_t>(source.classes().size(), 256))));
-  if (!train.streamed()) throw std::logic_error("time_decode: expected a streamed data set");
+  if (!train.streamed()) {
+    throw UsageError(fmt::format("--time-decode: {} is read whole, not decoded file by file; it times image folders only",
+                                 source.describe()));
+  }
   const int64_t n = std::min(a.time_decode, train.size());
   const std::vector<torch::Tensor> batches = split_batches(epoch_order(train.size(), true, 1, 0).narrow(0, 0, n), 64);
   PreprocessOptions pre = PreprocessOptions().image_size(a.image_size).normalize(true).mean({0.5}).std({0.25}).hflip(true);
@@ -56,16 +58,20 @@ void time_decode(const DataSource& source, const DataArgs& a) {
     return std::pair<double, double>{std::chrono::duration<double>(clock::now() - start).count(), augment_seconds};
   };
   const double one = run(1, false).first;
-  const auto [all, augment] = run(a.workers, true);
+  const int workers = a.source.workers();
+  const auto [all, augment] = run(workers, true);
   fmt::print("decode ({}x{} {}): {:.0f} img/s on one worker thread; {} workers + augmentation ({}) on the main "
              "thread: {:.0f} img/s, augmentation {:.2f} ms/img\n",
              train.stream_side, train.stream_side, photos ? "shorter side + centre crop" : "native size",
-             static_cast<double>(n) / one, a.workers, photos ? "random resized crop + flip" : "padded crop + flip",
+             static_cast<double>(n) / one, workers, photos ? "random resized crop + flip" : "padded crop + flip",
              static_cast<double>(n) / all, 1e3 * augment / static_cast<double>(n));
 }
 
 int run_data(DataArgs& a) {
-  if (a.workers < 1 || a.workers > 256) throw UsageError(fmt::format("--data-workers: expected 1..256, found {}", a.workers));
+  const int workers = a.source.workers();
+  if (a.time_decode > 0 && (workers < 1 || workers > 256)) {
+    throw UsageError(fmt::format("--data-workers: expected 1..256 with --time-decode, found {}", workers));
+  }
   if (a.time_decode < 0) throw UsageError(fmt::format("--time-decode: expected >= 0, found {}", a.time_decode));
   if (a.stats_images < 0) throw UsageError(fmt::format("--stats-images: expected >= 0, found {}", a.stats_images));
   // Unreadable files are listed, not fatal: this command is where one looks for them.
@@ -161,7 +167,6 @@ Command register_data(CLI::App& root) {
   app->add_option("--time-decode", a.time_decode,
                   "instead: time decoding and augmenting N training images as vgg train streams them")
       ->capture_default_str();
-  app->add_option("--data-workers", a.workers, "decoding threads for --time-decode")->capture_default_str();
   return {app, [args]() { return run_data(*args); }};
 }
 

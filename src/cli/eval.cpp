@@ -35,6 +35,7 @@ int run_eval(CLI::App* app, EvalArgs& a) {
   const torch::Device device = parse_device(a.eval.device());
   check_precision(a.eval.precision());
   const std::unique_ptr<DataSource> source = open_data_source(a.data, a.source);
+  a.eval.loader(LoaderOptions().workers(a.source.workers()));
   if (!a.confusion.empty()) check_writable(a.confusion, "--confusion");
   configure_threads(a.threads);
   configure_allocator(a.tensor_cache, false);

@@ -207,7 +207,7 @@ TEST(DataSources, StreamedTrainingEqualsInMemoryTraining) {
     o.model(ModelOptions("1x4").image_size(16).fc_width(16).dropout(0));
     o.train(TrainOptions().epochs(1).batch_size(5).lr(0.05).precision("fp32"));
     o.preprocess(PreprocessOptions().normalize(true));
-    o.data(DataOptions().dir(dir.str()).cache_bytes(cache).workers(2));
+    o.data(DataOptions().dir(dir.str()).cache_bytes(cache).source(DataSourceOptions().workers(2)));
     validate_session(o);
     TrainingSession session(o);
     EXPECT_EQ(session.train_data().streamed(), cache == 0);

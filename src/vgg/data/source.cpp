@@ -80,7 +80,8 @@ SplitSummary fixed_summary(Split split, std::string where, const Dataset& d, int
 // names: Fashion-MNIST's for the real Fashion-MNIST, else the label digits.
 class IdxSource : public DataSource {
  public:
-  explicit IdxSource(std::string dir) : dir_(std::move(dir)) { check_data_dir(dir_); }
+  // open_data_source has checked that the four files are there.
+  explicit IdxSource(std::string dir) : dir_(std::move(dir)) {}
   std::string describe() const override { return fmt::format("IDX files in {}", dir_); }
   DataFormat format() const override { return DataFormat::Idx; }
   std::vector<std::string> classes() const override { return {}; }
@@ -146,9 +147,7 @@ class CifarSource : public DataSource {
   std::vector<std::string> classes_;
 };
 
-int worker_count(int requested) {
-  return requested > 0 ? requested : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-}
+int worker_count(int requested) { return std::max(1, requested); }
 
 // DIR/train/<class>/*, DIR/test/<class>/*, optionally DIR/val/<class>/*.
 class FolderSource : public DataSource {
@@ -302,6 +301,9 @@ bool idx_present(const std::string& dir) {
 }  // namespace
 
 std::unique_ptr<DataSource> open_data_source(const std::string& path, const DataSourceOptions& o) {
+  if (o.workers() < 0 || o.workers() > 256) {
+    throw UsageError(fmt::format("--data-workers: expected 0..256, found {}", o.workers()));
+  }
   if (!is_dir(path)) throw UsageError(fmt::format("--data: {} is not a directory", path));
   DataFormat format = o.format();
   if (format == DataFormat::Auto) {

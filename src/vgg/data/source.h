@@ -27,8 +27,10 @@ struct DataSourceOptions {
   TORCH_ARG(bool, skip_bad_images) = false;
   // CIFAR-100: the 20 superclasses as labels instead of the 100 classes.
   TORCH_ARG(bool, coarse_labels) = false;
-  // Threads reading image headers and decoding (0 = one per core).
-  TORCH_ARG(int, workers) = 0;
+  // Threads reading image headers and decoding images: the folder scan,
+  // the in-memory fill and the streaming loader (LoaderOptions) all use
+  // this many (0 = decode on the calling thread; the scan then uses one).
+  TORCH_ARG(int, workers) = 2;
 };
 
 // How one split is brought into memory.
@@ -88,7 +90,8 @@ class DataSource {
 
 // The source at `path`: the format given, or recognised from what is there.
 // Throws UsageError naming --data (and what was looked for) when nothing
-// matches, DataError for a recognised but broken data set.
+// matches or --data-workers when options.workers() is outside 0..256,
+// DataError for a recognised but broken data set.
 std::unique_ptr<DataSource> open_data_source(const std::string& path, const DataSourceOptions& options = {});
 
 // uint8 [N, C, H, W] with C 1 or 3 -> `channels` channels (the rules of

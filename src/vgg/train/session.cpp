@@ -83,9 +83,6 @@ void validate_session(SessionOptions& o) {
   if (!(v >= 0 && v <= 1e9) || (v >= 1 && v != std::floor(v))) {
     throw UsageError(fmt::format("--val-split: expected a fraction 0..1 or a whole number of images, found {}", v));
   }
-  if (o.data().workers() < 0 || o.data().workers() > 256) {
-    throw UsageError(fmt::format("--data-workers: expected 0..256, found {}", o.data().workers()));
-  }
   if (o.eval_every() < 0) throw UsageError(fmt::format("--eval-every: expected >= 0, found {}", o.eval_every()));
   if (o.max_steps() < 0) throw UsageError(fmt::format("--max-steps: expected >= 0, found {}", o.max_steps()));
   if (!o.save().empty()) check_writable(o.save(), "--save");
@@ -144,7 +141,7 @@ std::pair<torch::Tensor, torch::Tensor> split_validation(const torch::Tensor& la
 TrainingSession::TrainingSession(SessionOptions options) : options_(std::move(options)) {
   SessionOptions& o = options_;
   const DataOptions& d = o.data();
-  source_ = open_data_source(d.dir(), DataSourceOptions(d.source()).workers(d.workers()));
+  source_ = open_data_source(d.dir(), d.source());
   const DataSource& source = *source_;
   ModelOptions& m = o.model();
   if (o.channels_from_data()) m.in_channels(source.channels());
@@ -262,7 +259,7 @@ TrainingSession::Outcome TrainingSession::run(const Events& events, const std::a
   torch::manual_seed(o.train().seed());
   trainer_ = std::make_unique<Trainer>(build_model(o.model()), o.train(), o.preprocess());
   trainer_->set_max_steps(o.max_steps());
-  trainer_->set_loader(LoaderOptions().workers(o.data().workers()));
+  trainer_->set_loader(LoaderOptions().workers(o.data().source().workers()));
   if (o.dist()) {
     group_ = std::make_unique<ProcessGroup>(*o.dist());
     sync_ = std::make_unique<GradientSync>(*group_, *trainer_->model());

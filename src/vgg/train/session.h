@@ -34,8 +34,6 @@ struct DataOptions {
   // Image folders: decoded into memory when a split fits this many bytes
   // (-1 = a quarter of the memory available), else streamed.
   TORCH_ARG(int64_t, cache_bytes) = -1;
-  // Threads decoding streamed images during training and evaluation.
-  TORCH_ARG(int, workers) = 2;
 };
 
 // The stratified hold-out of DataOptions::val_split: for each class, its

@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   app.add_option("--momentum", train.momentum())->capture_default_str();
   app.add_flag("--nesterov", train.nesterov());
   app.add_option("--weight-decay", train.weight_decay())->capture_default_str();
+  cli::add_freeze_flag(&app, train.freeze());
   app.add_option("--warmup", warmup, "unmeasured steps first")->capture_default_str();
   app.add_option("--steps", steps, "measured steps (peak over all; mean time)")->check(CLI::PositiveNumber)
       ->capture_default_str();

@@ -11,7 +11,14 @@ packages=(
   libjpeg62-turbo-dev     # vgg predict: JPEG input
   libfreetype-dev fonts-dejavu-core  # text in vgg's pictures (grid, confusion matrix, curves)
   dataset-fashion-mnist   # the real data: /usr/share/datasets/fashion-mnist
+  libonnx-dev libprotobuf-dev  # vgg export --format onnx (ONNX's own protobuf classes)
 )
+
+# With --test: the reference implementations the test suite compares against
+# (Debian's PyTorch, torchvision, ONNX and OpenCV, from Python).
+if [ "${1:-}" = "--test" ]; then
+  packages+=(python3-torch python3-torchvision python3-onnx python3-opencv python3-numpy)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -23,5 +23,7 @@ Command register_predict(CLI::App& root);
 Command register_plot(CLI::App& root);
 Command register_memory(CLI::App& root);
 Command register_data(CLI::App& root);
+Command register_export(CLI::App& root);
+Command register_import(CLI::App& root);
 
 }  // namespace vgg::cli

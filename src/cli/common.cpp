@@ -23,6 +23,9 @@ void add_model_flags(CLI::App* app, ModelOptions& o) {
   app->add_flag("--batch-norm,!--no-batch-norm", o.batch_norm(), "batch norm after every conv (same as a _bn name)")
       ->capture_default_str();
   app->add_option("--init", o.init(), "weight init: xavier (D2L) or kaiming (torchvision)")->capture_default_str();
+  app->add_option("--avgpool", o.avgpool(),
+                  "VGG: adaptive average pool to this side before the dense head (torchvision: 7; 0 = none, as D2L)")
+      ->capture_default_str();
 }
 
 void add_shape_flags(CLI::App* app, ModelOptions& o) {
@@ -102,6 +105,14 @@ void add_pass_flags(CLI::App* app, int64_t& micro_batch, bool& recompute) {
   app->add_flag("--recompute,!--no-recompute", recompute,
                 "activation checkpointing per vgg_block: keep block inputs only, recompute in backward")
       ->capture_default_str();
+}
+
+void add_freeze_flag(CLI::App* app, int64_t& blocks) {
+  app->add_option("--freeze", blocks,
+                  "keep the first N feature blocks fixed ('features' = all of them): no gradients, optimizer "
+                  "state or saved activations, batch norm in eval mode")
+      ->transform(CLI::Transformer({{"features", std::to_string(kFreezeFeatures)}}))
+      ->default_str("0");
 }
 
 void add_memory_budget_flag(CLI::App* app, std::string& budget, const std::string& what) {
@@ -245,6 +256,7 @@ const std::vector<Preset>& presets() {
       {"--dropout", str(m.dropout())},
       {"--batch-norm", str(m.batch_norm())},
       {"--init", m.init()},
+      {"--avgpool", str(m.avgpool())},
       {"--normalize", str(p.normalize())},
       {"--crop-padding", str(p.crop_padding())},
       {"--hflip", str(p.hflip())},

@@ -36,6 +36,8 @@ void add_device_flag(CLI::App* app, std::string& device);
 // --momentum, --nesterov, --weight-decay (SGD), --micro-batch, --recompute.
 void add_sgd_flags(CLI::App* app, double& momentum, bool& nesterov, double& weight_decay);
 void add_pass_flags(CLI::App* app, int64_t& micro_batch, bool& recompute);
+// --freeze N|features (TrainOptions::freeze).
+void add_freeze_flag(CLI::App* app, int64_t& blocks);
 // --memory-budget (a size such as 2GiB, parsed with parse_bytes).
 void add_memory_budget_flag(CLI::App* app, std::string& budget, const std::string& what);
 // --flip-tta and --shift-tta: test-time augmentation.

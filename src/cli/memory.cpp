@@ -139,6 +139,7 @@ Command register_memory(CLI::App& root) {
   add_model_flags(app, a.model);
   add_batch_size_flag(app, a.memory.batch_size(), "training batch size");
   add_pass_flags(app, a.memory.micro_batch(), a.memory.recompute());
+  add_freeze_flag(app, a.memory.frozen_blocks());
   add_precision_flag(app, a.memory.precision());
   add_channels_last_flag(app, a.memory.channels_last());
   app->add_option("--optimizer", a.optimizer, "sgd, or momentum (SGD with a momentum buffer; 0.9 unless --momentum)")

@@ -7,6 +7,7 @@
 #include "vgg/data/source.h"
 #include "vgg/error.h"
 #include "vgg/image/charts.h"
+#include "vgg/models/torch_file.h"
 #include "vgg/sys.h"
 #include "vgg/train/predict.h"
 
@@ -20,6 +21,7 @@ struct PredictArgs {
   bool invert = false;
   bool json = false;
   std::string grid;
+  std::string save_inputs;
   std::string data = kDefaultDataDir;
   DataSourceOptions source;
   int64_t grid_count = 32, grid_start = 0, grid_columns = 8;
@@ -66,6 +68,7 @@ int run_predict(PredictArgs& a) {
     throw UsageError("expected IMAGE files to classify, or --grid OUT.png");
   }
   if (!a.grid.empty()) check_writable(a.grid, "--grid");
+  if (!a.save_inputs.empty()) check_writable(a.save_inputs, "--save-inputs");
   configure_threads(a.threads);
   LoadedCheckpoint ck = load_checkpoint(a.checkpoint);
   std::vector<std::string> names = ck.meta.class_names;
@@ -76,7 +79,10 @@ int run_predict(PredictArgs& a) {
   if (!a.images.empty()) {
     std::vector<torch::Tensor> inputs;
     for (const auto& path : a.images) inputs.push_back(prepare_image(read_image(path), ck.meta, a.invert));
-    const auto top = predict_top_k(ck.model, torch::stack(inputs), names, a.top_k);
+    const torch::Tensor batch = torch::stack(inputs);
+    if (!a.save_inputs.empty()) write_torch_state_dict(a.save_inputs, {{"inputs", batch}});
+    const torch::Tensor logits = predict_logits(ck.model, batch);
+    const auto top = top_k_classes(logits, names, a.top_k);
     if (a.json) {
       nlohmann::json out = nlohmann::json::array();
       for (size_t i = 0; i < a.images.size(); ++i) {
@@ -86,7 +92,9 @@ int run_predict(PredictArgs& a) {
                        {"class", top[i][0].name},
                        {"index", top[i][0].index},
                        {"probability", top[i][0].probability},
-                       {"top_k", k}});
+                       {"top_k", k},
+                       {"logits", std::vector<float>(logits[i].data_ptr<float>(),
+                                                     logits[i].data_ptr<float>() + logits.size(1))}});
       }
       fmt::print("{}\n", out.dump(2));
     } else {
@@ -114,7 +122,10 @@ Command register_predict(CLI::App& root) {
   app->add_option("IMAGE", a.images, "pictures of any size, grey or colour; preprocessed as in training");
   app->add_option("--top-k", a.top_k, "how many classes to list per picture")->capture_default_str();
   app->add_flag("--invert", a.invert, "invert the pictures first (dark objects on a light background)");
-  add_json_flag(app, a.json, "print the predictions as JSON");
+  add_json_flag(app, a.json, "print the predictions (and the logits) as JSON");
+  app->add_option("--save-inputs", a.save_inputs,
+                  "also write the preprocessed model inputs [N, C, S, S] as a PyTorch file (torch.load gives "
+                  "{'inputs': tensor}), to feed other runtimes exactly what this one saw");
   app->add_option("--grid", a.grid, "draw test images with predicted and true classes into this PNG");
   add_data_flag(app, a.data, "data set whose test split --grid shows (IDX, CIFAR or image folders)");
   add_data_source_flags(app, a.source);

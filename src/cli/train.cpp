@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <map>
 
 #include "commands.h"
 #include "common.h"
@@ -75,6 +76,15 @@ void print_config(const TrainArgs& a, int threads, bool cached, const TrainingSe
   fmt::print("  optimiser  SGD lr {} momentum {}{} weight_decay {} schedule {} label_smoothing {}{}\n", t.lr(),
              t.momentum(), t.nesterov() ? " (nesterov)" : "", t.weight_decay(), to_string(t.schedule()),
              t.label_smoothing(), t.grad_clip() > 0 ? fmt::format(" grad_clip {}", t.grad_clip()) : "");
+  if (!o.init_from().empty()) fmt::print("  weights    from {}\n", o.init_from());
+  if (t.freeze() != 0) {
+    int64_t blocks = 0, frozen = 0;
+    for (const auto& l : layers) blocks = std::max<int64_t>(blocks, l.block);
+    const int64_t n = t.freeze() < 0 ? blocks : std::min(t.freeze(), blocks);
+    for (const auto& l : layers) frozen += l.block > 0 && l.block <= n ? l.params() : 0;
+    fmt::print("  frozen     feature blocks 1-{} of {}: {} of {} parameters train\n", n, blocks,
+               with_commas(total_params(layers) - frozen), with_commas(total_params(layers)));
+  }
   if (t.flip_tta() || t.shift_tta() > 0) {
     std::vector<std::string> views;
     if (t.flip_tta()) views.emplace_back("mirror images (--flip-tta)");
@@ -186,10 +196,18 @@ int run_train(CLI::App* app, TrainArgs& a) {
   SessionOptions& o = a.session;
   if (o.resume().empty()) {
     const bool batch_norm_given = given(app, "--batch-norm"), image_size_given = given(app, "--image-size");
+    std::map<std::string, bool> arch_given;  // before the preset marks its flags as given
+    for (const char* f : {"--arch", "--width-ratio", "--batch-norm", "--fc-width", "--avgpool", "--dropout"}) {
+      arch_given[f] = given(app, f);
+    }
     o.channels_from_data(!given(app, "--in-channels")).classes_from_data(!given(app, "--classes"));
     o.keep_augmentation(given(app, "--random-resized-crop") || given(app, "--crop-padding") || given(app, "--hflip"));
     apply_preset(app, a.preset);
     fit_preset_to_arch(o.model(), batch_norm_given, image_size_given);
+    if (!o.init_from().empty()) {
+      const PretrainedWeights w = read_pretrained(o.init_from(), o.model().image_size());
+      adopt_architecture(o.model(), w, [&](const std::string& f) { return arch_given.at(f); });
+    }
     o.auto_batch(o.train().batch_size() == kAutoBatch);
     if (o.auto_batch()) o.train().batch_size(TrainOptions().batch_size());  // until the budget is fitted
   } else {
@@ -273,6 +291,7 @@ Command register_train(CLI::App& root) {
                          "peak memory (RSS) for the whole process, e.g. 2GiB: a batch that would not fit is split into "
                          "micro-batches with gradient accumulation (same update); refuses if one image does not fit");
   add_pass_flags(app, t.micro_batch(), t.recompute());
+  add_freeze_flag(app, t.freeze());
   add_sgd_flags(app, t.momentum(), t.nesterov(), t.weight_decay());
   add_tta_flags(app, t.flip_tta(), t.shift_tta());
   add_precision_flag(app, t.precision());
@@ -287,6 +306,9 @@ Command register_train(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--save", o.save(), "checkpoint path, written atomically after every epoch");
   app->add_option("--resume", o.resume(), "continue training from this checkpoint");
+  app->add_option("--init-from", o.init_from(),
+                  "start from these weights: a PyTorch state_dict (torchvision's or `vgg export`'s) or a vgg "
+                  "checkpoint; the architecture follows them, the first and last layers adapt to the data");
   app->add_option("--metrics", a.metrics, "append one JSON object per epoch to this file");
   app->add_option("--step-log", a.step_log, "append one JSON object per training step (loss, seconds, RSS) to this file");
   app->add_flag("--progress,!--no-progress", a.progress, "live progress bar when stderr is a terminal")

@@ -96,6 +96,37 @@ TEST(MemoryPlan, MicroBatchesAndRecomputeLowerThePeak) {
   EXPECT_GT(split.train_peak, split.params + split.grads + split.input);
 }
 
+TEST(MemoryPlan, FrozenBlocksKeepNoGradientsStateOrActivations) {
+  const LayerTable vgg = plan_layers(ModelOptions("vgg11_bn").image_size(64).fc_width(256));
+  const MemoryOptions o = MemoryOptions().batch_size(32).momentum(0.9);
+  const MemoryPlan all = plan_memory(vgg, o);
+  const MemoryPlan three = plan_memory(vgg, MemoryOptions(o).frozen_blocks(3));
+  const MemoryPlan features = plan_memory(vgg, MemoryOptions(o).frozen_blocks(-1));
+  int64_t frozen_params = 0, head_params = 0;
+  for (const auto& l : vgg) (l.block >= 1 && l.block <= 3 ? frozen_params : head_params) += l.params() * 4;
+  EXPECT_EQ(three.params, all.params);
+  EXPECT_EQ(three.grads, all.grads - frozen_params);
+  EXPECT_EQ(three.optimizer, all.optimizer - frozen_params);
+  for (const auto& l : three.layers) {
+    if (l.block >= 1 && l.block <= 3) {
+      EXPECT_EQ(l.grads + l.optimizer, 0) << l.name;
+      EXPECT_EQ(l.saved, 0) << l.name;
+    }
+  }
+  // conv4_1 keeps its input (block 3's pooled output), nothing before it does.
+  for (const auto& l : three.layers) {
+    if (l.name == "conv4_1") EXPECT_GT(l.saved, 0);
+  }
+  EXPECT_LT(three.saved, all.saved / 4);
+  EXPECT_LT(three.train_peak, all.train_peak);
+  EXPECT_LT(features.train_peak, three.train_peak);
+  int64_t dense = 0;
+  for (const auto& l : vgg) dense += l.block == 0 ? l.params() * 4 : 0;
+  EXPECT_EQ(features.grads, dense);
+  // Freezing more blocks than there are is all of them.
+  EXPECT_EQ(plan_memory(vgg, MemoryOptions(o).frozen_blocks(99)).train_peak, features.train_peak);
+}
+
 TEST(MemoryBudget, FitsMicroBatchesAutoBatchAndRefusesWithTheSmallestBudget) {
   const LayerTable vgg = plan_layers(ModelOptions("vgg11").image_size(224));
   const int64_t gib = int64_t{1} << 30, baseline = 200 << 20;
@@ -165,6 +196,10 @@ TEST(MemoryPlan, MatchesTheTensorPeakOfRealTrainingSteps) {
       {"recompute", model, TrainOptions().batch_size(16).recompute(true)},
       {"bf16 bn recompute micro", ModelOptions(model).batch_norm(true),
        TrainOptions().batch_size(16).micro_batch(8).recompute(true).precision("bf16").momentum(0.9)},
+      {"frozen 2 blocks bn momentum", ModelOptions(model).batch_norm(true),
+       TrainOptions().batch_size(16).momentum(0.9).freeze(2)},
+      {"frozen features", model, TrainOptions().batch_size(16).momentum(0.9).freeze(kFreezeFeatures)},
+      {"frozen 1 block recompute", model, TrainOptions().batch_size(16).recompute(true).freeze(1)},
   };
   for (const auto& c : cases) {
     if (c.train.precision() == "bf16" && !cpu_has_native_bf16()) {

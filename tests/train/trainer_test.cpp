@@ -10,6 +10,8 @@
 
 #include "../test_util.h"
 #include "vgg/error.h"
+#include "vgg/train/checkpoint.h"
+#include "vgg/train/optimizer.h"
 #include "vgg/train/precision.h"
 
 namespace vgg {
@@ -206,6 +208,59 @@ TEST(Trainer, Bf16AutocastTrainsAndLeavesAutocastOff) {
   EXPECT_GE(s.train_accuracy, 0.5);
   EXPECT_FALSE(at::autocast::is_cpu_enabled());
   for (const auto& p : trainer.model()->parameters()) EXPECT_EQ(p.dtype(), torch::kFloat32);
+}
+
+}  // namespace
+}  // namespace vgg
+
+namespace vgg {
+namespace {
+
+// --freeze: the frozen blocks' weights and batch-norm statistics do not move,
+// the optimizer holds state for the rest only, and a checkpoint of a frozen
+// run resumes into a frozen trainer.
+TEST(Trainer, FrozenBlocksStayFixedAndHoldNoOptimizerState) {
+  test::TempDir dir;
+  test::write_tiny_dataset(dir.str(), 60, 10);
+  Dataset train = load_idx_dataset(dir.str(), Split::Train);
+  const ModelOptions m = ModelOptions("1x4,1x8").image_size(28).fc_width(16).batch_norm(true);
+  torch::manual_seed(0);
+  Trainer trainer(build_model(m), TrainOptions().batch_size(20).lr(0.1).momentum(0.9).freeze(1),
+                  PreprocessOptions().image_size(28));
+  ConvNet& net = trainer.model();
+  auto block = [&](int b) { return (*net->features)[b]; };
+  std::vector<torch::Tensor> before;
+  for (auto& t : block(0)->parameters()) before.push_back(t.clone());
+  for (auto& t : block(0)->buffers()) before.push_back(t.clone());
+  const torch::Tensor second = block(1)->parameters()[0].clone();
+  trainer.run_epoch(train, nullptr);
+  size_t k = 0;
+  for (auto& t : block(0)->parameters()) {
+    EXPECT_FALSE(t.requires_grad());
+    EXPECT_FALSE(t.grad().defined());
+    EXPECT_TRUE(torch::equal(t, before[k++]));
+  }
+  for (auto& t : block(0)->buffers()) EXPECT_TRUE(torch::equal(t, before[k++]));  // eval-mode batch norm
+  EXPECT_FALSE(block(0)->is_training());
+  EXPECT_TRUE(block(1)->is_training());
+  EXPECT_FALSE(torch::equal(block(1)->parameters()[0], second));
+  const auto state = optimizer_state(trainer.optimizer(), trainable_parameters(*net));
+  EXPECT_EQ(state.size(), trainable_parameters(*net).size());  // one momentum buffer each
+  EXPECT_EQ(trainable_parameters(*net).size(), net->parameters().size() - block(0)->parameters().size());
+  // Checkpoint and load into a fresh frozen trainer: same weights, same state.
+  CheckpointMeta meta;
+  meta.model = m;
+  meta.train = trainer.options();
+  meta.preprocess = PreprocessOptions().image_size(28);
+  meta.epochs_done = 1;
+  for (int c = 0; c < 10; ++c) meta.class_names.push_back(std::to_string(c));
+  save_checkpoint(dir.file("frozen.ckpt"), meta, net, &trainer.optimizer());
+  Trainer again(build_model(m), TrainOptions().batch_size(20).lr(0.1).momentum(0.9).freeze(1),
+                PreprocessOptions().image_size(28));
+  load_checkpoint_into(dir.file("frozen.ckpt"), again.model(), &again.optimizer());
+  const auto restored = optimizer_state(again.optimizer(), trainable_parameters(*again.model()));
+  ASSERT_EQ(restored.size(), state.size());
+  for (size_t i = 0; i < state.size(); ++i) EXPECT_TRUE(torch::equal(restored[i].second, state[i].second));
 }
 
 }  // namespace

@@ -19,7 +19,8 @@ MemoryOptions memory_options(const TrainOptions& t) {
       .channels_last(t.channels_last())
       .momentum(t.momentum())
       .nesterov(t.nesterov())
-      .weight_decay(t.weight_decay());
+      .weight_decay(t.weight_decay())
+      .frozen_blocks(t.freeze());
 }
 namespace {
 
@@ -80,6 +81,19 @@ int64_t weight_elems(const LayerSpec& l) {
 
 bool has_params(const LayerSpec& l) { return l.params() > 0; }
 
+// The first row autograd records: rows before it belong to frozen feature
+// blocks (a prefix: blocks are frozen from the input on; a negative count
+// freezes them all) or, after those, have no parameters and an input that
+// needs no gradient (the pool and flatten ahead of fc1 under --freeze
+// features), so nothing before it keeps anything for backward.
+size_t first_trainable(const LayerTable& layers, int64_t frozen_blocks) {
+  if (frozen_blocks == 0) return 0;
+  size_t i = 0;
+  while (i < layers.size() && layers[i].block > 0 && (frozen_blocks < 0 || layers[i].block <= frozen_blocks)) ++i;
+  while (i < layers.size() && layers[i].params() == 0) ++i;
+  return i;
+}
+
 // Builds the event sequence of a training step (or an inference pass) for
 // `m` images at a time, following the rules in memory.h.
 class StepSim {
@@ -90,6 +104,7 @@ class StepSim {
         m_(m),
         lp_(o.precision() == "bf16"),
         training_(training),
+        trainable_from_(training ? first_trainable(layers, o.frozen_blocks()) : 0),
         bwd_event_(layers.size(), -1),
         inputs_(layers.size()) {}
 
@@ -107,12 +122,13 @@ class StepSim {
     if (o_.channels_last()) x.h = t.alloc(m_ * first.in.numel() * kF32, t.now());  // to_channels_last's copy
     Act a = x;
     for (size_t i = 0; i < L_.size(); ++i) {
-      const bool checkpointed = o_.recompute() && L_[i].block > 0;
-      if (checkpointed && (i == 0 || L_[i - 1].block != L_[i].block)) {
+      const bool frozen = i < trainable_from_;  // no autograd record at all
+      const bool checkpointed = o_.recompute() && L_[i].block > 0 && !frozen;
+      if (checkpointed && (i == trainable_from_ || L_[i - 1].block != L_[i].block)) {
         block_inputs_[L_[i].block] = a;
         kept_.emplace_back(a.h, i);  // the checkpoint keeps its block's input
       }
-      a = forward(i, a, /*grad=*/!checkpointed, "forward ");
+      a = forward(i, a, /*grad=*/!checkpointed && !frozen, "forward ");
     }
     const int loss = t.event("loss");
     kept_.insert(kept_.end(), saves_.begin(), saves_.end());
@@ -123,12 +139,14 @@ class StepSim {
     const int ls = t.alloc(m_ * classes * kF32, loss);
     Act g{t.alloc(m_ * classes * a.dt, loss), a.dt};
     bool first_bwd = true;
-    for (size_t k = L_.size(); k-- > 0;) {
+    // Backward ends at the first trainable layer: nothing before it needs a
+    // gradient.
+    for (size_t k = L_.size(); k-- > trainable_from_;) {
       if (o_.recompute() && L_[k].block > 0) {
         // Rebuild the whole block with autograd on, then run its backward.
         const int b = L_[k].block;
         size_t s = k;
-        while (s > 0 && L_[s - 1].block == b) --s;
+        while (s > trainable_from_ && L_[s - 1].block == b) --s;
         Act bin = block_inputs_.at(b);
         Act y = bin;
         const int recompute_start = t.now() + 1;
@@ -173,7 +191,7 @@ class StepSim {
     const int s = t.event("optimizer step");
     for (int h : grads_) t.keep(h, s);
     int64_t largest = 0;
-    for (const auto& l : L_) largest = std::max(largest, weight_elems(l) * kF32);
+    for (size_t i = trainable_from_; i < L_.size(); ++i) largest = std::max(largest, weight_elems(L_[i]) * kF32);
     // SGD (LibTorch 1.13): d_p.add(p, wd) and d_p.add(buf, momentum) are new tensors.
     if (o_.weight_decay() > 0) t.alloc(largest, s);
     if (o_.nesterov() && o_.momentum() > 0) t.alloc(largest, s);
@@ -209,7 +227,8 @@ class StepSim {
   void cast_weights(const LayerSpec& l, size_t i, bool grad, int e) {
     if (!lp_) return;
     const int h = t.alloc(l.params() * kBF16, e);
-    fwd_end_keep_.push_back(h);
+    // Autocast caches only copies of weights that require gradients.
+    if (&l - L_.data() >= static_cast<std::ptrdiff_t>(trainable_from_)) fwd_end_keep_.push_back(h);
     if (grad) save(h, i);
   }
 
@@ -279,7 +298,8 @@ class StepSim {
     bwd_event_[i] = e;
     t.keep(g.h, e);
     const Act in = inputs_[i];
-    const bool grad_in = i > 0;  // the batch itself needs no gradient
+    // The batch itself needs no gradient, nor do a frozen block's outputs.
+    const bool grad_in = i > trainable_from_;
     Act gin = g;
     auto new_grad_in = [&]() { gin = Act{t.alloc(act_bytes(l.in, in.dt), e), in.dt}; };
     switch (l.kind) {
@@ -334,6 +354,7 @@ class StepSim {
   const MemoryOptions& o_;
   int64_t m_;
   bool lp_, training_;
+  size_t trainable_from_;
   std::vector<int> bwd_event_;
   std::vector<Act> inputs_;
   std::vector<int64_t> output_bytes_;
@@ -379,8 +400,9 @@ MemoryPlan plan_memory(const LayerTable& layers, const MemoryOptions& o) {
   p.micro_batch = (o.micro_batch() <= 0 || o.micro_batch() >= batch) ? batch : o.micro_batch();
   p.passes = (batch + p.micro_batch - 1) / p.micro_batch;
   p.params = total_params(layers) * kF32;
-  p.grads = p.params;
-  p.optimizer = o.momentum() > 0 ? p.params : 0;
+  const size_t trainable_from = first_trainable(layers, o.frozen_blocks());
+  for (size_t i = trainable_from; i < layers.size(); ++i) p.grads += layers[i].params() * kF32;
+  p.optimizer = o.momentum() > 0 ? p.grads : 0;
   p.input = batch * layers.front().in.numel() * kF32;
 
   StepSim sim(layers, o, p.micro_batch, /*training=*/true);
@@ -398,8 +420,8 @@ MemoryPlan plan_memory(const LayerTable& layers, const MemoryOptions& o) {
     const LayerSpec& l = layers[i];
     LayerMemory m{l.name, l.kind, l.block};
     m.params = l.params() * kF32;
-    m.grads = m.params;
-    m.optimizer = o.momentum() > 0 ? m.params : 0;
+    m.grads = i < trainable_from ? 0 : m.params;
+    m.optimizer = o.momentum() > 0 ? m.grads : 0;
     auto it = saved.find(i);
     m.saved = it == saved.end() ? 0 : it->second;
     m.output = i < outputs.size() ? outputs[i] : 0;

@@ -61,6 +61,10 @@ struct MemoryOptions {
   TORCH_ARG(double, momentum) = 0.0;
   TORCH_ARG(bool, nesterov) = false;
   TORCH_ARG(double, weight_decay) = 0.0;
+  // Leading feature blocks frozen (TrainOptions::freeze; kFreezeFeatures =
+  // all): no gradients, optimizer state or saved activations for them, and
+  // backward stops at the first trainable layer.
+  TORCH_ARG(int64_t, frozen_blocks) = 0;
 };
 
 // The memory-relevant settings of a training run (the one mapping from

@@ -12,6 +12,7 @@
 
 #include "vgg/data/batch.h"
 #include "vgg/error.h"
+#include "vgg/models/model.h"
 
 namespace vgg {
 namespace {
@@ -119,7 +120,7 @@ struct GradientSync::Bucket {
 };
 
 GradientSync::GradientSync(ProcessGroup& group, torch::nn::Module& module, int64_t bucket_bytes)
-    : group_(group), module_(module), params_(module.parameters()) {
+    : group_(group), module_(module), params_(trainable_parameters(module)) {
   slot_.resize(params_.size());
   // Gradients arrive roughly in reverse order of the parameters, so buckets
   // are filled from the last parameter backwards.

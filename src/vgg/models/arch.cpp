@@ -18,7 +18,7 @@ void to_json(nlohmann::json& j, const ModelOptions& o) {
                      {"num_classes", o.num_classes()}, {"image_size", o.image_size()},
                      {"width_ratio", o.width_ratio()}, {"fc_width", o.fc_width()},
                      {"dropout", o.dropout()},         {"batch_norm", o.batch_norm()},
-                     {"init", o.init()}};
+                     {"init", o.init()},               {"avgpool", o.avgpool()}};
 }
 
 void from_json(const nlohmann::json& j, ModelOptions& o) {
@@ -30,7 +30,8 @@ void from_json(const nlohmann::json& j, ModelOptions& o) {
       .fc_width(json_int(j, "fc_width"))
       .dropout(j.at("dropout").get<double>())
       .batch_norm(j.at("batch_norm").get<bool>())
-      .init(j.at("init").get<std::string>());
+      .init(j.at("init").get<std::string>())
+      .avgpool(json_int_or(j, "avgpool", 0));  // absent before weights import
 }
 
 const std::vector<NamedArch>& named_architectures() {
@@ -257,7 +258,11 @@ LayerTable plan_layers(const ModelOptions& o) {
   if (o.init() != "xavier" && o.init() != "kaiming") {
     throw UsageError(fmt::format("--init: expected xavier or kaiming, found '{}'", o.init()));
   }
+  check_range("--avgpool", o.avgpool(), 0, 64);
   ResolvedArch r = resolve_arch(o);
+  if (o.avgpool() != 0 && r.family != Family::VGG) {
+    throw UsageError(fmt::format("--avgpool: only VGG networks take one ({} has its own head)", r.label));
+  }
   Planner p;
   p.cur = {o.in_channels(), o.image_size(), o.image_size()};
   p.bn = r.batch_norm;
@@ -302,6 +307,7 @@ LayerTable plan_layers(const ModelOptions& o) {
       p.pool(fmt::format("pool{}", block), block, 2, 2,
              fmt::format("conv_arch block {} ({}x{})", block, num_convs, num_channels));
     }
+    if (o.avgpool() > 0) p.adaptive_avg_pool("avgpool", o.avgpool());
   }
   p.dense_head(o.fc_width(), o.num_classes(), o.dropout());
   return p.table;

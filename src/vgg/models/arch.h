@@ -34,6 +34,10 @@ struct ModelOptions {
   // Divides every conv width (D2L's small VGG uses 4).
   TORCH_ARG(int64_t, width_ratio) = 1;
   TORCH_ARG(int64_t, fc_width) = 4096;
+  // VGG only: an adaptive average pool to avgpool x avgpool before the dense
+  // head, as torchvision's VGG has (7), so its 25088-input classifier
+  // weights fit any image size. 0: none; D2L's VGG flattens the last block.
+  TORCH_ARG(int64_t, avgpool) = 0;
   TORCH_ARG(double, dropout) = 0.5;
   // Batch norm after each conv; also switched on by a "_bn" name suffix.
   TORCH_ARG(bool, batch_norm) = false;

@@ -94,6 +94,20 @@ torch::Tensor ConvNetImpl::forward(torch::Tensor x) {
   return classifier->forward(x);
 }
 
+void ConvNetImpl::freeze(int64_t blocks) {
+  const int64_t n = static_cast<int64_t>(features->size());
+  frozen_blocks_ = (blocks < 0 || blocks > n) ? n : blocks;
+  for (int64_t b = 0; b < n; ++b) {
+    for (auto& p : (*features)[b]->parameters()) p.set_requires_grad(b >= frozen_blocks_);
+  }
+  train(is_training());
+}
+
+void ConvNetImpl::train(bool on) {
+  torch::nn::Module::train(on);
+  for (int64_t b = 0; b < frozen_blocks_; ++b) (*features)[b]->eval();
+}
+
 ConvNet build_model(const ModelOptions& options) {
   ConvNet net(options);
   initialise(*net, options.init());
@@ -104,6 +118,14 @@ int64_t count_parameters(torch::nn::Module& module) {
   int64_t n = 0;
   for (const auto& p : module.parameters()) n += p.numel();
   return n;
+}
+
+std::vector<torch::Tensor> trainable_parameters(torch::nn::Module& module) {
+  std::vector<torch::Tensor> out;
+  for (auto& p : module.parameters()) {
+    if (p.requires_grad()) out.push_back(p);
+  }
+  return out;
 }
 
 }  // namespace vgg

@@ -311,7 +311,7 @@ void load_state(Payload& p, const std::string& path, ConvNet& model, torch::opti
   for (auto& item : model->named_buffers()) assign(item.key(), item.value());
   if (optimizer == nullptr) return;
   restore_optimizer_state(
-      *optimizer, model->parameters(),
+      *optimizer, trainable_parameters(*model),
       [&](const std::string& name) {
         auto it = p.records.find("optimizer/" + name);
         return it == p.records.end() ? torch::Tensor() : it->second;
@@ -415,7 +415,7 @@ void save_checkpoint(const std::string& requested, const CheckpointMeta& meta, C
   for (const auto& item : model->named_parameters()) records.emplace_back("model/" + item.key(), item.value());
   for (const auto& item : model->named_buffers()) records.emplace_back("model/" + item.key(), item.value());
   if (optimizer != nullptr) {
-    for (auto& [name, t] : optimizer_state(*optimizer, model->parameters())) records.emplace_back("optimizer/" + name, t);
+    for (auto& [name, t] : optimizer_state(*optimizer, trainable_parameters(*model))) records.emplace_back("optimizer/" + name, t);
   }
   if (meta.step_in_epoch > 0) {
     records.emplace_back("rng/augment", meta.augment_rng);

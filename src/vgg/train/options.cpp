@@ -61,6 +61,7 @@ const std::vector<TrainOptionField>& train_option_fields() {
       {"--recompute", "recompute", nullptr, false, false, [](O& o) -> TrainOptionRef { return &o.recompute(); }},
       {"--memory-budget", "memory_budget", nullptr, false, false,
        [](O& o) -> TrainOptionRef { return &o.memory_budget(); }},
+      {"--freeze", "freeze", nullptr, false, false, [](O& o) -> TrainOptionRef { return &o.freeze(); }},
       {"--flip-tta", "flip_tta", nullptr, true, false, [](O& o) -> TrainOptionRef { return &o.flip_tta(); }},
       {"--shift-tta", "shift_tta", nullptr, true, false, [](O& o) -> TrainOptionRef { return &o.shift_tta(); }},
       {"--grad-clip", "grad_clip", "clip the gradients' global L2 norm to this before each update (0 = off)", true,
@@ -125,6 +126,9 @@ void validate(const TrainOptions& o) {
     fail("--label-smoothing", "0 <= s < 1", fmt::format("{}", o.label_smoothing()));
   }
   check_shift_tta(o.shift_tta());
+  if (o.freeze() < kFreezeFeatures || o.freeze() > 1024) {
+    fail("--freeze", "'features' or a number of leading feature blocks (0 = none)", std::to_string(o.freeze()));
+  }
   if (!(o.grad_clip() >= 0 && o.grad_clip() <= 1e6)) {
     fail("--grad-clip", "a norm in 0..1e6 (0 = off)", fmt::format("{}", o.grad_clip()));
   }

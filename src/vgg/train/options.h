@@ -21,6 +21,9 @@ const char* to_string(Schedule s);
 // Throws UsageError naming --schedule and listing the valid names.
 Schedule parse_schedule(const std::string& name);
 
+// TrainOptions::freeze for "--freeze features".
+constexpr int64_t kFreezeFeatures = -1;
+
 struct TrainOptions {
   TORCH_ARG(int64_t, epochs) = 10;
   TORCH_ARG(int64_t, batch_size) = 128;
@@ -57,6 +60,10 @@ struct TrainOptions {
   // The whole-process budget in bytes that batch sizes were fitted to
   // (0 = none); kept so a resumed run plans the same way.
   TORCH_ARG(int64_t, memory_budget) = 0;
+  // Leading feature blocks kept fixed while the rest trains (fine-tuning):
+  // no gradients, no optimizer state, no saved activations, batch norm in
+  // eval mode. 0 = none; kFreezeFeatures = every feature block.
+  TORCH_ARG(int64_t, freeze) = 0;
   // Evaluate with mirror-image test-time augmentation (EvalOptions::flip_tta).
   TORCH_ARG(bool, flip_tta) = false;
   // And with shifted copies (EvalOptions::shift_tta).

@@ -42,13 +42,24 @@ torch::Tensor prepare_image(const Image& image, const CheckpointMeta& meta, bool
   return preprocess(x, meta.preprocess).squeeze(0);
 }
 
-std::vector<std::vector<ClassProbability>> predict_top_k(ConvNet& model, const torch::Tensor& batch,
-                                                         const std::vector<std::string>& names, int64_t k) {
+torch::Tensor predict_logits(ConvNet& model, const torch::Tensor& batch) {
   torch::NoGradGuard no_grad;
   const bool was_training = model->is_training();
   model->eval();
-  torch::Tensor probs = torch::softmax(model->forward(batch).to(torch::kFloat32), 1);
+  torch::Tensor logits = model->forward(batch).to(torch::kFloat32);
   model->train(was_training);
+  return logits;
+}
+
+std::vector<std::vector<ClassProbability>> predict_top_k(ConvNet& model, const torch::Tensor& batch,
+                                                         const std::vector<std::string>& names, int64_t k) {
+  return top_k_classes(predict_logits(model, batch), names, k);
+}
+
+std::vector<std::vector<ClassProbability>> top_k_classes(const torch::Tensor& logits,
+                                                         const std::vector<std::string>& names, int64_t k) {
+  const torch::Tensor probs = torch::softmax(logits, 1);
+  const torch::Tensor& batch = logits;
   k = std::min(k, probs.size(1));
   auto [values, indices] = probs.topk(k, 1);
   std::vector<std::vector<ClassProbability>> out(static_cast<size_t>(batch.size(0)));

@@ -47,4 +47,11 @@ struct ClassProbability {
 std::vector<std::vector<ClassProbability>> predict_top_k(ConvNet& model, const torch::Tensor& batch,
                                                          const std::vector<std::string>& class_names, int64_t k);
 
+// The model's outputs for `batch` (fp32 logits [N, classes]), in eval mode
+// without autograd, restoring the model's mode.
+torch::Tensor predict_logits(ConvNet& model, const torch::Tensor& batch);
+// predict_top_k's answer from logits already computed.
+std::vector<std::vector<ClassProbability>> top_k_classes(const torch::Tensor& logits,
+                                                         const std::vector<std::string>& class_names, int64_t k);
+
 }  // namespace vgg

@@ -83,6 +83,10 @@ torch::Tensor checkpointed_forward(ConvNet& model, const torch::Tensor& x, const
   for (const auto& block : *model->features) {
     torch::nn::Sequential seq(std::dynamic_pointer_cast<torch::nn::SequentialImpl>(block));
     const std::vector<torch::Tensor> params = seq->parameters();
+    if (!params.empty() && !params.front().requires_grad()) {
+      h = seq->forward(h);  // a frozen block (--freeze) records nothing, so keeps nothing to recompute
+      continue;
+    }
     h = CheckpointedBlock::apply(h, torch::TensorList(params), c10::make_intrusive<BlockRef>(seq, precision));
   }
   return model->classifier->forward(h);

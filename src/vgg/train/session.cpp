@@ -24,7 +24,8 @@ SessionOptions resume_configuration(SessionOptions o, const std::function<bool(c
   const std::pair<const char*, const char*> arch_flags[] = {
       {"--arch", "arch"},         {"--width-ratio", "width_ratio"}, {"--fc-width", "fc_width"},
       {"--in-channels", "in_channels"}, {"--classes", "num_classes"},   {"--image-size", "image_size"},
-      {"--batch-norm", "batch_norm"},   {"--init", "init"},             {"--dropout", "dropout"}};
+      {"--batch-norm", "batch_norm"},   {"--init", "init"},             {"--dropout", "dropout"},
+      {"--avgpool", "avgpool"}};
   const nlohmann::json have = meta.model, want = o.model();
   for (const auto& [flag, key] : arch_flags) {
     if (given(flag) && have[key] != want[key]) {
@@ -70,6 +71,9 @@ void validate_session(SessionOptions& o) {
   }
   o.preprocess().image_size(o.model().image_size());
   plan_layers(o.model());  // validates the architecture flags
+  if (!o.init_from().empty() && !o.resume().empty()) {
+    throw UsageError("--init-from: not with --resume (the checkpoint holds the weights)");
+  }
   validate(o.train());
   validate(o.preprocess());
   o.train().precision(resolve_precision(o.train().precision(), parse_device(o.train().device())));
@@ -188,6 +192,14 @@ TrainingSession::TrainingSession(SessionOptions options) : options_(std::move(op
                                       fmt::join(skipped.begin(), skipped.begin() + std::min<size_t>(3, skipped.size()), "; "),
                                       skipped.size() > 3 ? "; ..." : ""));
   }
+  if (!o.init_from().empty() && o.resume().empty()) {
+    pretrained_ = std::make_unique<PretrainedWeights>(read_pretrained(o.init_from(), m.image_size()));
+    if (pre.mean().empty() && pre.std().empty()) {  // --mean/--std not given
+      const WeightsPreprocessing wp = weights_preprocessing(*pretrained_, m.in_channels());
+      pre.normalize(!wp.mean.empty()).mean(wp.mean).std(wp.std);
+      data_notes_.push_back("preprocessing follows the weights: " + wp.note);
+    }
+  }
   if (pre.normalize() && (pre.mean().empty() || pre.std().empty())) {
     // Streamed sets: 2,000 images spread over the set estimate it well.
     const ChannelStats stats = channel_stats(train_, train_.streamed() ? 2000 : 0);
@@ -257,7 +269,14 @@ TrainingSession::Outcome TrainingSession::run(const Events& events, const std::a
     if (events.note) events.note(text);
   };
   torch::manual_seed(o.train().seed());
-  trainer_ = std::make_unique<Trainer>(build_model(o.model()), o.train(), o.preprocess());
+  ConvNet net = build_model(o.model());
+  if (pretrained_) {
+    const ImportReport r = import_state_dict(net, pretrained_->tensors, o.init_from());
+    note(fmt::format("initialised from {}: {}", o.init_from(), pretrained_->recognised.description));
+    for (const std::string& n : r.notes) note("  " + n);
+    pretrained_.reset();  // the model holds the weights now
+  }
+  trainer_ = std::make_unique<Trainer>(net, o.train(), o.preprocess());
   trainer_->set_max_steps(o.max_steps());
   trainer_->set_loader(LoaderOptions().workers(o.data().source().workers()));
   if (o.dist()) {

@@ -17,6 +17,7 @@
 #include "vgg/data/source.h"
 #include "vgg/dist/dist.h"
 #include "vgg/train/checkpoint.h"
+#include "vgg/train/pretrained.h"
 #include "vgg/train/trainer.h"
 
 namespace vgg {
@@ -52,6 +53,10 @@ struct SessionOptions {
   // ("" = none); the checkpoint to continue from ("" = a new run).
   TORCH_ARG(std::string, save);
   TORCH_ARG(std::string, resume);
+  // Weights to start a new run from (a PyTorch state_dict or a vgg
+  // checkpoint, read by vgg/train/pretrained.h); "" = initialised afresh.
+  // Its preprocessing is used unless --mean/--std were given.
+  TORCH_ARG(std::string, init_from);
   // Evaluate every N epochs (0 = after the last only; the last always).
   TORCH_ARG(int64_t, eval_every) = 1;
   // Stop after this many optimizer steps in this run (0 = no limit).
@@ -150,6 +155,7 @@ class TrainingSession {
   std::vector<std::string> data_notes_;
   uint32_t train_crc_ = 0;
   std::optional<BudgetReport> budget_;
+  std::unique_ptr<PretrainedWeights> pretrained_;  // --init-from, until run() loads it
   std::unique_ptr<Trainer> trainer_;
   std::unique_ptr<ProcessGroup> group_;
   std::unique_ptr<GradientSync> sync_;

@@ -36,7 +36,9 @@ Trainer::Trainer(ConvNet model, TrainOptions train, PreprocessOptions preprocess
   train_.precision(resolve_precision(train_.precision(), device_));
   model_->to(device_);  // before the optimizer takes the parameters
   if (train_.channels_last()) to_channels_last(*model_);
-  optimizer_ = make_optimizer(model_->parameters(), train_);
+  // Frozen blocks get no gradients, so the optimizer never sees them.
+  model_->freeze(train_.freeze());
+  optimizer_ = make_optimizer(trainable_parameters(*model_), train_);
 }
 
 StepResult Trainer::train_step(const Batch& batch, double lr) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Weights out, checked against Debian's Python stack at full size: for each
-# architecture, a checkpoint (one real training step on Fashion-MNIST at
-# 224x224, 1 channel, 10 classes) is exported as a PyTorch state_dict and as
+# architecture, a checkpoint (one epoch of 8 real Fashion-MNIST images at
+# 224x224, 1 channel, 10 classes, lr 0.01; batch norm only where the name
+# says so) is exported as a PyTorch state_dict and as
 # ONNX; torchvision's own model (models.NAME(num_classes=10), first conv
 # replaced for 1-channel input) loads the state_dict with strict=True, and
 # torchvision, OpenCV's dnn (running the ONNX file) and `vgg predict --json`
@@ -34,8 +35,8 @@ PY
 for arch in "${archs[@]}"; do
   d="$work/$arch"
   mkdir -p "$d"
-  "$vgg" train --arch "$arch" --image-size 224 --fc-width 4096 --dropout 0.5 --limit-train 8 --batch-size 8 \
-    --max-steps 1 --no-progress --save "$d/model.ckpt" >/dev/null
+  "$vgg" train --arch "$arch" --no-batch-norm --image-size 224 --fc-width 4096 --dropout 0.5 --limit-train 8 --limit-test 8 --lr 0.01 \
+    --batch-size 8 --epochs 1 --no-progress --save "$d/model.ckpt" >/dev/null
   "$vgg" predict --json --checkpoint "$d/model.ckpt" --save-inputs "$d/inputs.pt" "$work"/img/*.pgm >"$d/predict.json"
   "$vgg" export --checkpoint "$d/model.ckpt" -o "$d/model.pt" >/dev/null
   "$vgg" export --checkpoint "$d/model.ckpt" -o "$d/model.onnx" >/dev/null
@@ -65,3 +66,32 @@ print(f"{arch}: {x.shape[0]} real test images {list(x.shape[1:])}; state_dict {m
 PY
   rm -rf "$d"
 done
+
+# Weights in: torchvision's vgg16 with random weights, saved in the legacy
+# (pre-1.6) format its downloadable vgg16-397923af.pth uses, imported by
+# `vgg import` (architecture recognised from the shapes, ImageNet
+# preprocessing), then the same 64 pictures through both.
+d="$work/import"
+mkdir -p "$d"
+"$py" - "$d" <<'PY'
+import sys, torch, torchvision
+torch.manual_seed(0)
+net = torchvision.models.vgg16()
+torch.save(net.state_dict(), sys.argv[1] + "/vgg16-random.pth", _use_new_zipfile_serialization=False)
+PY
+"$vgg" import "$d/vgg16-random.pth" -o "$d/vgg16.ckpt" | sed 's/^/  /'
+"$vgg" predict --json --checkpoint "$d/vgg16.ckpt" --save-inputs "$d/inputs.pt" "$work"/img/*.pgm >"$d/predict.json"
+"$py" - "$d" <<'PY'
+import json, os, sys, torch, torchvision
+d = sys.argv[1]
+net = torchvision.models.vgg16()
+net.load_state_dict(torch.load(d + "/vgg16-random.pth"))
+net.eval()
+ours = torch.tensor([p["logits"] for p in json.load(open(d + "/predict.json"))])
+x = torch.load(d + "/inputs.pt")["inputs"]
+with torch.no_grad():
+    tv = net(x)
+print(f"vgg16 import: legacy-format state_dict ({os.path.getsize(d + '/vgg16-random.pth') / 2**20:.0f} MiB) -> vgg "
+      f"checkpoint; {x.shape[0]} pictures {list(x.shape[1:])}: max |torchvision - vgg| {float((tv - ours).abs().max()):.2e}, "
+      f"same class {int((tv.argmax(1) == ours.argmax(1)).sum())}/{x.shape[0]}; logit scale {float(ours.abs().max()):.3g}")
+PY

@@ -64,11 +64,12 @@ int run_export(ExportArgs& a) {
     fmt::print("wrote {}: the PyTorch module (load() returns it with these weights, eval mode)\n", py);
     fmt::print("wrote {}: model options, class names, preprocessing\n", json);
     if (find_named_arch(m.arch()) != nullptr && resolve_arch(m).family == Family::VGG) {
-      fmt::print("torchvision: models.{}(num_classes={}){}{} loads it with strict=True\n", label, m.num_classes(),
-                 m.in_channels() != 3 ? fmt::format(" with features[0] = nn.Conv2d({}, ...)", m.in_channels()) : "",
-                 m.fc_width() != 4096 || (m.avgpool() != 7 && m.image_size() != 224)
-                     ? " after matching its classifier to this head (or use the module above)"
-                     : "");
+      std::vector<std::string> changes;
+      if (m.in_channels() != 3) changes.push_back(fmt::format("features[0] = nn.Conv2d({}, 64, 3, padding=1)", m.in_channels()));
+      const bool head = m.fc_width() == 4096 && (m.avgpool() == 7 || (m.avgpool() == 0 && m.image_size() == 224));
+      if (!head) changes.emplace_back("its avgpool and classifier matched to this head (as " + py + " builds them)");
+      fmt::print("torchvision: models.{}(num_classes={}) loads it with strict=True{}{}\n", label, m.num_classes(),
+                 changes.empty() ? "" : " after ", fmt::join(changes, " and "));
     }
     return 0;
   }

@@ -153,6 +153,14 @@ TEST(Weights, AdaptsInputChannelsAndClasses) {
   for (const auto& block : *a->features) fa = block->as<torch::nn::Sequential>()->forward(fa);
   for (const auto& block : *grey->features) fg = block->as<torch::nn::Sequential>()->forward(fg);
   EXPECT_TRUE(torch::allclose(fa, fg, 1e-5, 1e-5));
+  // Same shapes, other classes: reset_head keeps the last layer's initialisation.
+  ConvNet same = build_model(rgb);
+  const torch::Tensor fc3_init = same->named_parameters()["classifier.fc3.weight"].clone();
+  const ImportReport r3 = import_state_dict(same, sd, "rgb.pt", /*reset_head=*/true);
+  ASSERT_EQ(r3.notes.size(), 1u);
+  EXPECT_NE(r3.notes[0].find("the file's classes are not the data's"), std::string::npos) << r3.notes[0];
+  EXPECT_TRUE(torch::equal(same->named_parameters()["classifier.fc3.weight"], fc3_init));
+  EXPECT_TRUE(torch::equal(same->named_parameters()["classifier.fc1.weight"], a->named_parameters()["classifier.fc1.weight"]));
   // And back: grey kernels spread over RGB.
   ConvNet back = build_model(ModelOptions(rgb));
   const ImportReport r2 = import_state_dict(back, export_state_dict(grey), "grey.pt");

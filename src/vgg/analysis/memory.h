@@ -25,8 +25,12 @@
 //                 reach the parameters.
 //   transients    the gradient pair at every backward node, each weight
 //                 gradient as it is produced, and oneDNN's working copies
-//                 (a reordered conv output in forward, a reordered gradient
-//                 in backward: calibrated on measurements, not derived).
+//                 (a reordered conv output in forward except for fp32
+//                 channels-last, a reordered gradient in backward:
+//                 calibrated on measurements, not derived).
+//   frozen blocks (--freeze) run forward without autograd: no gradients,
+//                 no optimizer state, nothing saved; backward ends at the
+//                 first layer with trainable parameters.
 //
 // Events are simulated in order (forward, backward node by node, optimizer
 // step) and the peak is the largest sum of what is alive at one event.

@@ -248,7 +248,7 @@ RecognisedWeights recognise_weights(const StateDict& sd, int64_t image_size, con
   return r;
 }
 
-ImportReport import_state_dict(ConvNet& model, const StateDict& sd, const std::string& what) {
+ImportReport import_state_dict(ConvNet& model, const StateDict& sd, const std::string& what, bool reset_head) {
   const auto given = by_name(sd, what);
   const auto specs = weight_specs(model->layers());
   const auto mine = module_tensors(model);
@@ -282,6 +282,14 @@ ImportReport import_state_dict(ConvNet& model, const StateDict& sd, const std::s
     }
     v = v.to(s.integer ? torch::kInt64 : torch::kFloat32);
     const LayerSpec& row = rows[s.row];
+    if (reset_head && s.row == last_row && v.sizes() == c10::IntArrayRef(s.shape)) {
+      if (reinitialised.insert(s.row).second) {
+        report.notes.push_back(fmt::format("{}: the file's classes are not the data's: this layer starts from its "
+                                           "initialisation",
+                                           row.name));
+      }
+      continue;
+    }
     if (v.sizes() != c10::IntArrayRef(s.shape)) {
       const bool first_weight = s.row == first_conv && v.dim() == 4 && s.shape.size() == 4 && v.size(0) == s.shape[0] &&
                                 v.size(2) == s.shape[2] && v.size(3) == s.shape[3];

@@ -74,10 +74,13 @@ struct ImportReport {
 //    1 -> 3 spreads them, divided by 3;
 //  - classes: a last layer of another size is left as the model initialised
 //    it (so only that layer starts from scratch).
+// With `reset_head` the last layer keeps its initialisation even when its
+// shape fits (the file's classes are other things than the data's).
 // Anything else that does not fit is a WeightsError listing every tensor:
 // missing, unexpected, or expected [shape] vs found [shape]. Floating-point
 // tensors of other precisions are converted; other dtypes are refused.
-ImportReport import_state_dict(ConvNet& model, const StateDict& sd, const std::string& what);
+ImportReport import_state_dict(ConvNet& model, const StateDict& sd, const std::string& what,
+                               bool reset_head = false);
 
 // The ImageNet statistics torchvision's pretrained weights expect (RGB).
 const std::vector<double>& imagenet_mean();

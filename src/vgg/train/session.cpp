@@ -194,6 +194,11 @@ TrainingSession::TrainingSession(SessionOptions options) : options_(std::move(op
   }
   if (!o.init_from().empty() && o.resume().empty()) {
     pretrained_ = std::make_unique<PretrainedWeights>(read_pretrained(o.init_from(), m.image_size()));
+    // Named classes that differ from the data's are other things, even when
+    // there are as many: the last layer starts afresh then.
+    const std::vector<std::string>& named = pretrained_->sidecar ? pretrained_->sidecar->class_names
+                                                                  : std::vector<std::string>{};
+    reset_head_ = !named.empty() && !classes.empty() && named != classes;
     if (pre.mean().empty() && pre.std().empty()) {  // --mean/--std not given
       const WeightsPreprocessing wp = weights_preprocessing(*pretrained_, m.in_channels());
       pre.normalize(!wp.mean.empty()).mean(wp.mean).std(wp.std);
@@ -271,7 +276,7 @@ TrainingSession::Outcome TrainingSession::run(const Events& events, const std::a
   torch::manual_seed(o.train().seed());
   ConvNet net = build_model(o.model());
   if (pretrained_) {
-    const ImportReport r = import_state_dict(net, pretrained_->tensors, o.init_from());
+    const ImportReport r = import_state_dict(net, pretrained_->tensors, o.init_from(), reset_head_);
     note(fmt::format("initialised from {}: {}", o.init_from(), pretrained_->recognised.description));
     for (const std::string& n : r.notes) note("  " + n);
     pretrained_.reset();  // the model holds the weights now

@@ -156,6 +156,7 @@ class TrainingSession {
   uint32_t train_crc_ = 0;
   std::optional<BudgetReport> budget_;
   std::unique_ptr<PretrainedWeights> pretrained_;  // --init-from, until run() loads it
+  bool reset_head_ = false;                        // its classes are not the data's
   std::unique_ptr<Trainer> trainer_;
   std::unique_ptr<ProcessGroup> group_;
   std::unique_ptr<GradientSync> sync_;

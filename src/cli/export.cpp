@@ -13,6 +13,7 @@
 #include "vgg/models/onnx_export.h"
 #include "vgg/models/weights.h"
 #include "vgg/train/checkpoint.h"
+#include "vgg/train/pretrained.h"
 
 namespace vgg::cli {
 namespace {
@@ -33,15 +34,6 @@ ExportFormat parse_format(const std::string& name, const std::string& out) {
 struct ExportArgs {
   std::string checkpoint, format, out;
 };
-
-WeightsSidecar sidecar_of(const CheckpointMeta& meta) {
-  WeightsSidecar s;
-  s.model = meta.model;
-  s.class_names = meta.class_names;
-  if (meta.preprocess.normalize()) s.mean = meta.preprocess.mean(), s.std = meta.preprocess.std();
-  s.image_size = meta.model.image_size();
-  return s;
-}
 
 int run_export(ExportArgs& a) {
   const ExportFormat format = parse_format(a.format, a.out);

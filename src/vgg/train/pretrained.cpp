@@ -7,6 +7,15 @@
 
 namespace vgg {
 
+WeightsSidecar sidecar_of(const CheckpointMeta& meta) {
+  WeightsSidecar s;
+  s.model = meta.model;
+  s.class_names = meta.class_names;
+  if (meta.preprocess.normalize()) s.mean = meta.preprocess.mean(), s.std = meta.preprocess.std();
+  s.image_size = meta.model.image_size();
+  return s;
+}
+
 PretrainedWeights read_pretrained(const std::string& path, int64_t image_size) {
   PretrainedWeights w;
   w.path = path;
@@ -14,12 +23,7 @@ PretrainedWeights read_pretrained(const std::string& path, int64_t image_size) {
   if (head == "VGGCKPT\n") {
     LoadedCheckpoint ck = load_checkpoint(path);
     w.tensors = export_state_dict(ck.model);
-    WeightsSidecar s;
-    s.model = ck.meta.model;
-    s.class_names = ck.meta.class_names;
-    if (ck.meta.preprocess.normalize()) s.mean = ck.meta.preprocess.mean(), s.std = ck.meta.preprocess.std();
-    s.image_size = ck.meta.model.image_size();
-    w.sidecar = s;
+    w.sidecar = sidecar_of(ck.meta);
   } else {
     w.tensors = read_torch_state_dict(path);
     w.sidecar = read_sidecar(path);

@@ -22,6 +22,10 @@ struct PretrainedWeights {
   std::optional<WeightsSidecar> sidecar;
 };
 
+// What a checkpoint says its weights were trained on, as `vgg export` writes
+// it beside them.
+WeightsSidecar sidecar_of(const CheckpointMeta& meta);
+
 // Reads `path` (a torch.save file, zip or legacy, or a vgg checkpoint) and
 // recognises its network for inputs of `image_size`. Throws TorchFileError,
 // CheckpointError or WeightsError naming the file.

@@ -3,7 +3,7 @@
 //
 // Protocol: note the RSS before anything of the model exists, build the
 // model and a synthetic batch, run --warmup steps through Trainer::train_step
-// (so momentum buffers, oneDNN kernels and thread pools exist, as in steady
+// (so optimizer state, oneDNN kernels and thread pools exist, as in steady
 // training), reset the peak (write 5 to /proc/self/clear_refs), run --steps
 // more steps and report their peak RSS minus the starting RSS. That is what
 // training this model costs the process, and what `vgg train --memory-budget`
@@ -44,6 +44,9 @@ int main(int argc, char** argv) {
   app.add_flag("--recompute", train.recompute());
   app.add_option("--precision", train.precision(), "fp32 or bf16")->capture_default_str();
   app.add_flag("--channels-last", train.channels_last());
+  // The optimizer's other settings (betas, eps, alpha) keep TrainOptions'
+  // defaults: they change no tensor's size.
+  cli::add_optimizer_flag(&app, train.optimizer());
   app.add_option("--momentum", train.momentum())->capture_default_str();
   app.add_flag("--nesterov", train.nesterov());
   app.add_option("--weight-decay", train.weight_decay())->capture_default_str();
@@ -94,6 +97,7 @@ int main(int argc, char** argv) {
                         {"recompute", train.recompute()},
                         {"precision", train.precision()},
                         {"channels_last", train.channels_last()},
+                        {"optimizer", to_string(train.optimizer())},
                         {"momentum", train.momentum()},
                         {"malloc", glibc_default ? "glibc default" : "mmap threshold 1 MiB"},
                         {"predicted_step_peak_bytes", plan.train_peak},
@@ -109,10 +113,11 @@ int main(int argc, char** argv) {
       fmt::print("{}\n", j.dump());
       return 0;
     }
-    fmt::print("{} @{} batch {} (micro-batch {} x {} passes{}), {}{}{}\n", j["arch"].get<std::string>(), s,
+    fmt::print("{} @{} batch {} (micro-batch {} x {} passes{}), {}{}, {}{}{}\n", j["arch"].get<std::string>(), s,
                train.batch_size(), plan.micro_batch, plan.passes, train.recompute() ? ", recompute" : "",
-               train.precision(), train.channels_last() ? ", channels-last" : "",
-               train.momentum() > 0 ? fmt::format(", momentum {}", train.momentum()) : "");
+               train.precision(), train.channels_last() ? ", channels-last" : "", to_string(train.optimizer()),
+               train.momentum() > 0 ? fmt::format(" momentum {}", train.momentum()) : "",
+               train.weight_decay() > 0 ? fmt::format(" weight_decay {}", train.weight_decay()) : "");
     fmt::print("  predicted  {}  (step {} at {} + runtime {})\n", format_bytes(predicted), format_bytes(plan.train_peak),
                plan.train_peak_at, format_bytes(kRuntimeOverheadBytes));
     fmt::print("  measured   {}  (peak RSS growth)   error {:+.1f}%\n", format_bytes(measured), error);

@@ -25,5 +25,6 @@ Command register_memory(CLI::App& root);
 Command register_data(CLI::App& root);
 Command register_export(CLI::App& root);
 Command register_import(CLI::App& root);
+Command register_lr_find(CLI::App& root);
 
 }  // namespace vgg::cli

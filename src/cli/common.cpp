@@ -2,11 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <map>
+
 #include "vgg/data/dataset.h"
 #include "vgg/data/idx.h"
 #include "vgg/error.h"
 #include "vgg/sys.h"
 #include "vgg/tensor_cache.h"
+#include "vgg/train/pretrained.h"
 #include "vgg/train/session.h"
 
 namespace vgg::cli {
@@ -41,7 +44,31 @@ namespace {
 std::string with_note(std::string help, const std::string& note) {
   return note.empty() ? help : help + " (" + note + ")";
 }
+
+// A closed set given by name: parsed when the flag is read, so a bad name
+// is a parse error naming the flag.
+template <class E>
+CLI::Option* add_enum_option(CLI::App* app, const std::string& flag, E& value, const std::string& help) {
+  return app
+      ->add_option_function<std::string>(
+          flag,
+          [&value](const std::string& name) {
+            try {
+              parse_into(name, value);
+            } catch (const UsageError& e) {
+              throw CLI::ValidationError(e.what());
+            }
+          },
+          help)
+      ->default_str(to_string(value));
+}
 }  // namespace
+
+void add_optimizer_flag(CLI::App* app, OptimizerKind& kind) {
+  add_enum_option(app, "--optimizer", kind,
+                  "sgd, adam, adamw or rmsprop (as torch.optim); without --lr, Adam, AdamW and RMSprop take lr 1e-3 "
+                  "and AdamW weight decay 0.01, their PyTorch defaults");
+}
 
 void add_train_flags(CLI::App* app, TrainOptions& o) {
   for (const auto& f : train_option_fields()) {
@@ -52,18 +79,8 @@ void add_train_flags(CLI::App* app, TrainOptions& o) {
           using T = std::remove_pointer_t<decltype(v)>;
           if constexpr (std::is_same_v<T, bool>) {
             app->add_flag(flag + ",!--no-" + flag.substr(2), *v, f.help)->capture_default_str();
-          } else if constexpr (std::is_same_v<T, Schedule>) {
-            app->add_option_function<std::string>(
-                   flag,
-                   [v](const std::string& name) {
-                     try {
-                       *v = parse_schedule(name);
-                     } catch (const UsageError& e) {
-                       throw CLI::ValidationError(e.what());  // a parse error, reported as one
-                     }
-                   },
-                   f.help)
-                ->default_str(to_string(*v));
+          } else if constexpr (std::is_enum_v<T>) {
+            add_enum_option(app, flag, *v, f.help);
           } else {
             app->add_option(flag, *v, f.help)->capture_default_str();
           }
@@ -94,9 +111,11 @@ void add_device_flag(CLI::App* app, std::string& device) {
 }
 
 void add_sgd_flags(CLI::App* app, double& momentum, bool& nesterov, double& weight_decay) {
-  app->add_option("--momentum", momentum, "SGD momentum (> 0 keeps a buffer per parameter)")->capture_default_str();
-  app->add_flag("--nesterov,!--no-nesterov", nesterov, "Nesterov momentum")->capture_default_str();
-  app->add_option("--weight-decay", weight_decay, "L2 weight decay")->capture_default_str();
+  app->add_option("--momentum", momentum, "SGD or RMSprop momentum (> 0 keeps a buffer per parameter)")
+      ->capture_default_str();
+  app->add_flag("--nesterov,!--no-nesterov", nesterov, "Nesterov momentum (SGD)")->capture_default_str();
+  app->add_option("--weight-decay", weight_decay, "weight decay (L2 in the gradient; AdamW: decoupled)")
+      ->capture_default_str();
 }
 
 void add_pass_flags(CLI::App* app, int64_t& micro_batch, bool& recompute) {
@@ -270,7 +289,7 @@ const std::vector<Preset>& presets() {
       if (!f.preset) continue;
       std::visit(
           [&](auto* v) {
-            if constexpr (std::is_same_v<std::remove_pointer_t<decltype(v)>, Schedule>) {
+            if constexpr (std::is_enum_v<std::remove_pointer_t<decltype(v)>>) {
               values.emplace_back(f.flag, to_string(*v));
             } else {
               values.emplace_back(f.flag, str(*v));
@@ -355,6 +374,85 @@ void apply_preset(CLI::App* app, const std::string& name) {
   std::string names;
   for (const auto& p : presets()) names += (names.empty() ? "" : ", ") + p.name;
   throw UsageError(fmt::format("--preset: expected one of {}, found '{}'", names, name));
+}
+
+namespace {
+
+// A preset's SGD settings do not carry over to another optimizer: without
+// the flags, Adam, AdamW and RMSprop get torch.optim's defaults.
+// `given` must tell what the user typed, from before the preset was applied.
+void adapt_to_optimizer(const std::map<std::string, bool>& given, TrainOptions& t) {
+  if (t.optimizer() == OptimizerKind::SGD) return;
+  if (!given.at("--lr")) t.lr(1e-3);
+  if (!given.at("--nesterov")) t.nesterov(false);
+  if (!given.at("--momentum")) t.momentum(0);
+  if (t.optimizer() == OptimizerKind::AdamW && !given.at("--weight-decay")) t.weight_decay(0.01);
+}
+
+}  // namespace
+
+std::string optimizer_summary(const TrainOptions& t) {
+  switch (t.optimizer()) {
+    case OptimizerKind::SGD:
+      return fmt::format("SGD lr {} momentum {}{}", t.lr(), t.momentum(), t.nesterov() ? " (nesterov)" : "");
+    case OptimizerKind::Adam:
+    case OptimizerKind::AdamW:
+      return fmt::format("{} lr {} betas ({}, {}) eps {}", t.optimizer() == OptimizerKind::Adam ? "Adam" : "AdamW",
+                         t.lr(), t.beta1(), t.beta2(), t.eps());
+    case OptimizerKind::RMSprop:
+      return fmt::format("RMSprop lr {} alpha {} eps {} momentum {}", t.lr(), t.alpha(), t.eps(), t.momentum());
+  }
+  return "?";
+}
+
+void add_recipe_flags(CLI::App* app, SessionOptions& o, std::string& preset, std::string& memory_budget) {
+  std::string preset_names;
+  for (const auto& p : presets()) preset_names += fmt::format("\n    {}: {}", p.name, p.description);
+  app->add_option("--preset", preset, "defaults for every flag not given:" + preset_names)->capture_default_str();
+  add_model_flags(app, o.model());
+  add_preprocess_flags(app, o.preprocess(), /*augmentation=*/true);
+  TrainOptions& t = o.train();
+  add_train_flags(app, t);
+  add_batch_size_flag(app, t.batch_size(), "training batch size, or auto: the largest that fits --memory-budget",
+                      /*allow_auto=*/true);
+  add_memory_budget_flag(app, memory_budget,
+                         "peak memory (RSS) for the whole process, e.g. 2GiB: a batch that would not fit is split into "
+                         "micro-batches with gradient accumulation (same update); refuses if one image does not fit");
+  add_pass_flags(app, t.micro_batch(), t.recompute());
+  add_freeze_flag(app, t.freeze());
+  add_optimizer_flag(app, t.optimizer());
+  add_sgd_flags(app, t.momentum(), t.nesterov(), t.weight_decay());
+  add_tta_flags(app, t.flip_tta(), t.shift_tta());
+  add_precision_flag(app, t.precision());
+  add_channels_last_flag(app, t.channels_last());
+  add_device_flag(app, t.device());
+  add_data_flag(app, o.data().dir(),
+                "data set: IDX files, CIFAR-10/100 binary files, or image folders DIR/{train,val,test}/<class>/*");
+  add_data_source_flags(app, o.data().source());
+  add_training_data_flags(app, o.data());
+  app->add_option("--init-from", o.init_from(),
+                  "start from these weights: a PyTorch state_dict (torchvision's or `vgg export`'s) or a vgg "
+                  "checkpoint; the architecture follows them, the first and last layers adapt to the data");
+}
+
+void configure_new_run(CLI::App* app, SessionOptions& o, const std::string& preset) {
+  const bool batch_norm_given = given(app, "--batch-norm"), image_size_given = given(app, "--image-size");
+  std::map<std::string, bool> typed;  // flags the user gave, before the preset marks its own as given
+  for (const char* f : {"--arch", "--width-ratio", "--batch-norm", "--fc-width", "--avgpool", "--dropout", "--lr",
+                        "--momentum", "--nesterov", "--weight-decay"}) {
+    typed[f] = given(app, f);
+  }
+  o.channels_from_data(!given(app, "--in-channels")).classes_from_data(!given(app, "--classes"));
+  o.keep_augmentation(given(app, "--random-resized-crop") || given(app, "--crop-padding") || given(app, "--hflip"));
+  apply_preset(app, preset);
+  fit_preset_to_arch(o.model(), batch_norm_given, image_size_given);
+  adapt_to_optimizer(typed, o.train());
+  if (!o.init_from().empty()) {
+    const PretrainedWeights w = read_pretrained(o.init_from(), o.model().image_size());
+    adopt_architecture(o.model(), w, [&](const std::string& f) { return typed.at(f); });
+  }
+  o.auto_batch(o.train().batch_size() == kAutoBatch);
+  if (o.auto_batch()) o.train().batch_size(TrainOptions().batch_size());  // until the budget is fitted
 }
 
 void fit_preset_to_arch(ModelOptions& model, bool batch_norm_given, bool image_size_given) {

@@ -35,6 +35,8 @@ void add_channels_last_flag(CLI::App* app, bool& on, const std::string& note = "
 void add_device_flag(CLI::App* app, std::string& device);
 // --momentum, --nesterov, --weight-decay (SGD), --micro-batch, --recompute.
 void add_sgd_flags(CLI::App* app, double& momentum, bool& nesterov, double& weight_decay);
+// --optimizer sgd|adam|adamw|rmsprop.
+void add_optimizer_flag(CLI::App* app, OptimizerKind& kind);
 void add_pass_flags(CLI::App* app, int64_t& micro_batch, bool& recompute);
 // --freeze N|features (TrainOptions::freeze).
 void add_freeze_flag(CLI::App* app, int64_t& blocks);
@@ -87,6 +89,23 @@ bool given(CLI::App* app, const std::string& flag);
 // unless the user gave those flags (ask given() before apply_preset(), which
 // marks the flags it fills in as given).
 void fit_preset_to_arch(ModelOptions& model, bool batch_norm_given, bool image_size_given);
+
+// "SGD lr 0.05 momentum 0.9", "AdamW lr 0.001 betas (0.9, 0.999) eps 1e-08", ...
+std::string optimizer_summary(const TrainOptions& t);
+
+// The flags that describe a run (the model, its preprocessing and
+// augmentation, the train table, batch size and memory, freezing, the
+// optimizer, precision and device, the data), registered as vgg train has
+// them; vgg lr-find registers the same, so a test runs the recipe that will
+// be trained. memory_budget receives --memory-budget's text.
+void add_recipe_flags(CLI::App* app, SessionOptions& o, std::string& preset, std::string& memory_budget);
+
+// A new run's settings from those flags, as vgg train makes them: the
+// preset fills every flag not given (fitted to a named non-VGG network), an
+// optimizer other than SGD drops the preset's SGD settings and takes
+// torch.optim's defaults, --init-from's weights decide the architecture,
+// and --batch-size auto is noted for the budget to fill.
+void configure_new_run(CLI::App* app, SessionOptions& o, const std::string& preset);
 
 // Puts the model's image size and the preprocessing's in agreement.
 void sync_image_size(ModelOptions& model, PreprocessOptions& pre);

@@ -12,6 +12,7 @@
 #include "vgg/train/checkpoint.h"
 #include "vgg/train/evaluate.h"
 #include "vgg/train/precision.h"
+#include "vgg/train/session.h"
 
 namespace vgg::cli {
 namespace {
@@ -26,7 +27,22 @@ struct EvalArgs {
   std::string confusion;  // PNG heatmap path
   int threads = 0;
   bool tensor_cache = true;
+  std::string split = "test";
+  bool trained_weights = false;
 };
+
+// The validation images the run chose its epochs on: the data's val split,
+// or the --val-split hold-out the checkpoint records, drawn again from the
+// same training images and seed.
+Dataset validation_set(const DataSource& source, const CheckpointMeta& meta, const std::string& data) {
+  if (source.has(Split::Val)) return source.load(Split::Val, load_options(meta));
+  if (meta.data.val_split <= 0) {
+    throw UsageError(fmt::format("--split: {} was trained without a validation set (no --val-split, no val/ folder in {})",
+                                 data, data));
+  }
+  const Dataset train = source.load(Split::Train, load_options(meta).limit(meta.data.limit_train));
+  return train.subset(split_validation(train.labels, meta.data.val_split, meta.train.seed()).second);
+}
 
 int run_eval(CLI::App* app, EvalArgs& a) {
   if (a.limit_test < 0) throw UsageError(fmt::format("--limit-test: expected >= 0, found {}", a.limit_test));
@@ -39,7 +55,10 @@ int run_eval(CLI::App* app, EvalArgs& a) {
   if (!a.confusion.empty()) check_writable(a.confusion, "--confusion");
   configure_threads(a.threads);
   configure_allocator(a.tensor_cache, false);
-  LoadedCheckpoint ck = load_checkpoint(a.checkpoint);
+  if (a.split != "test" && a.split != "val") {
+    throw UsageError(fmt::format("--split: expected test or val, found '{}'", a.split));
+  }
+  LoadedCheckpoint ck = load_checkpoint(a.checkpoint, /*averaged=*/!a.trained_weights);
   // By default as the run evaluated itself, so the numbers match (bf16 and
   // fp32 differ in a few images): its precision where this machine has it
   // natively, its memory format and its test-time augmentation.
@@ -52,7 +71,8 @@ int run_eval(CLI::App* app, EvalArgs& a) {
   if (!given(app, "--flip-tta")) a.eval.flip_tta(ck.meta.train.flip_tta());
   if (!given(app, "--shift-tta")) a.eval.shift_tta(ck.meta.train.shift_tta());
   const size_t views = tta_views(a.eval).size();
-  Dataset test = source->load(Split::Test, load_options(ck.meta).limit(a.limit_test));
+  Dataset test = a.split == "val" ? validation_set(*source, ck.meta, a.data)
+                                  : source->load(Split::Test, load_options(ck.meta).limit(a.limit_test));
   if (!ck.meta.class_names.empty()) test.class_names = ck.meta.class_names;
   ck.model->to(device);
   if (a.eval.channels_last()) to_channels_last(*ck.model);
@@ -68,10 +88,12 @@ int run_eval(CLI::App* app, EvalArgs& a) {
                                     resolve_arch(ck.meta.model).label, ck.meta.epochs_done, r.accuracy, r.count));
   }
   if (a.json) {
-    nlohmann::json j = {{"checkpoint", a.checkpoint}, {"loss", r.loss},         {"accuracy", r.accuracy},
-                        {"count", r.count},           {"per_class", per_class}, {"class_names", test.class_names},
-                        {"precision", a.eval.precision()}, {"channels_last", a.eval.channels_last()},
-                        {"views", views}};
+    nlohmann::json j = {{"checkpoint", a.checkpoint}, {"split", a.split},  {"loss", r.loss},
+                        {"accuracy", r.accuracy},     {"count", r.count},  {"per_class", per_class},
+                        {"class_names", test.class_names}, {"precision", a.eval.precision()},
+                        {"channels_last", a.eval.channels_last()}, {"views", views},
+                        {"averaged_weights", ck.averaged}, {"epochs_done", ck.meta.epochs_done}};
+    if (r.has_top5) j["top5_accuracy"] = r.top5_accuracy;
     std::vector<std::vector<int64_t>> cm(r.confusion.size(0));
     for (int64_t i = 0; i < r.confusion.size(0); ++i) {
       for (int64_t k = 0; k < r.confusion.size(1); ++k) cm[i].push_back(r.confusion[i][k].item<int64_t>());
@@ -82,9 +104,11 @@ int run_eval(CLI::App* app, EvalArgs& a) {
   }
   fmt::print("checkpoint {} ({} after {} epochs)\n", a.checkpoint, resolve_arch(ck.meta.model).label,
              ck.meta.epochs_done);
-  fmt::print("evaluated  precision {}  channels_last {}  views {}\n", a.eval.precision(),
-             a.eval.channels_last() ? "yes" : "no", views);
-  fmt::print("test images {}  loss {:.4f}  accuracy {:.4f}\n\n", r.count, r.loss, r.accuracy);
+  fmt::print("evaluated  precision {}  channels_last {}  views {}{}\n", a.eval.precision(),
+             a.eval.channels_last() ? "yes" : "no", views,
+             ck.averaged ? "  weights: the moving average (--trained-weights for the trained ones)" : "");
+  fmt::print("{} images {}  loss {:.4f}  accuracy {:.4f}{}\n\n", a.split == "val" ? "validation" : "test", r.count,
+             r.loss, r.accuracy, r.has_top5 ? fmt::format("  top-5 {:.4f}", r.top5_accuracy) : "");
   std::vector<std::vector<std::string>> rows = {{"class", "accuracy", "images"}};
   for (size_t c = 0; c < per_class.size(); ++c) {
     rows.push_back({test.class_names[c], fmt::format("{:.4f}", per_class[c]),
@@ -122,6 +146,12 @@ Command register_eval(CLI::App& root) {
   add_channels_last_flag(app, a.eval.channels_last(), "default: as trained");
   add_tta_flags(app, a.eval.flip_tta(), a.eval.shift_tta(), "default: as trained");
   add_json_flag(app, a.json, "print the result as JSON");
+  app->add_option("--split", a.split,
+                  "test, or val: the validation images the run selected epochs on (its val/ folder or its "
+                  "--val-split hold-out, drawn again)")
+      ->capture_default_str();
+  app->add_flag("--trained-weights", a.trained_weights,
+                "with a checkpoint trained with --ema: evaluate the trained weights, not their moving average");
   app->add_option("--confusion", a.confusion, "also draw the confusion matrix as a heatmap into this PNG");
   add_threads_flag(app, a.threads);
   add_tensor_cache_flag(app, a.tensor_cache);

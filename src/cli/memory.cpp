@@ -15,8 +15,8 @@ namespace {
 struct MemoryArgs {
   ModelOptions model;
   MemoryOptions memory;
-  std::string optimizer = "sgd";
   std::string budget;
+  double ema = 0;  // vgg train --ema's decay; only whether it is on matters here
   int64_t dataset_images = 70000;
   int64_t dataset_side = 28;
   bool json = false;
@@ -24,12 +24,23 @@ struct MemoryArgs {
 
 std::string mib(int64_t bytes) { return format_bytes(static_cast<double>(bytes)); }
 
-int run_memory(CLI::App* app, MemoryArgs& a) {
-  if (a.optimizer == "momentum") {
-    if (!given(app, "--momentum")) a.memory.momentum(0.9);
-  } else if (a.optimizer != "sgd") {
-    throw UsageError(fmt::format("--optimizer: expected sgd or momentum, found '{}'", a.optimizer));
+// "SGD momentum 0.9", "Adam", "RMSprop momentum 0.9", ...
+std::string optimizer_label(const MemoryOptions& o) {
+  std::string label;
+  switch (o.optimizer()) {
+    case OptimizerKind::SGD: label = "SGD"; break;
+    case OptimizerKind::Adam: label = "Adam"; break;
+    case OptimizerKind::AdamW: label = "AdamW"; break;
+    case OptimizerKind::RMSprop: label = "RMSprop"; break;
   }
+  if (o.momentum() > 0) label += fmt::format(" momentum {}", o.momentum());
+  if (o.nesterov() && o.momentum() > 0) label += " (nesterov)";
+  if (o.weight_decay() > 0) label += fmt::format(" weight_decay {}", o.weight_decay());
+  if (o.ema()) label += ", moving average";
+  return label;
+}
+
+int run_memory(MemoryArgs& a) {
   // Sizes are products of these; the bounds keep every product in int64.
   if (a.dataset_images < 0 || a.dataset_images > 1'000'000'000) {
     throw UsageError(fmt::format("--dataset-images: expected 0..1000000000, found {}", a.dataset_images));
@@ -42,6 +53,10 @@ int run_memory(CLI::App* app, MemoryArgs& a) {
     throw UsageError(fmt::format("--dataset-images: {} images of {}x{} would be more than an exabyte",
                                  a.dataset_images, a.dataset_side, a.dataset_side));
   }
+  if (!(a.ema == 0 || (a.ema > 0 && a.ema < 1))) {
+    throw UsageError(fmt::format("--ema: expected a decay 0 < d < 1 (e.g. 0.999), or 0 for none, found {}", a.ema));
+  }
+  a.memory.ema(a.ema > 0);
   a.memory.precision(resolve_precision(a.memory.precision()));
   const LayerTable layers = plan_layers(a.model);
   const ResolvedArch r = resolve_arch(a.model);
@@ -81,6 +96,8 @@ int run_memory(CLI::App* app, MemoryArgs& a) {
                         {"recompute", p.options.recompute()},
                         {"precision", p.options.precision()},
                         {"channels_last", p.options.channels_last()},
+                        {"optimizer", to_string(p.options.optimizer())},
+                        {"ema", p.options.ema()},
                         {"momentum", p.options.momentum()},
                         {"layers", rows},
                         {"params_bytes", p.params},
@@ -99,12 +116,11 @@ int run_memory(CLI::App* app, MemoryArgs& a) {
     return 0;
   }
 
-  fmt::print("Model: {} (input {}x{}x{}), batch {}{}{}, {}{}, SGD{}\n", r.label, a.model.in_channels(),
+  fmt::print("Model: {} (input {}x{}x{}), batch {}{}{}, {}{}, {}\n", r.label, a.model.in_channels(),
              a.model.image_size(), a.model.image_size(), batch,
              p.passes > 1 ? fmt::format(" in {} passes of {}", p.passes, p.micro_batch) : "",
              p.options.recompute() ? ", recompute per block" : "", p.options.precision(),
-             p.options.channels_last() ? ", channels-last" : "",
-             p.options.momentum() > 0 ? fmt::format(" momentum {}", p.options.momentum()) : "");
+             p.options.channels_last() ? ", channels-last" : "", optimizer_label(p.options));
   std::vector<std::vector<std::string>> rows = {
       {"Layer (type)", "Output", "Params", "Grads", "Optimizer", fmt::format("Saved (x{})", p.micro_batch)}};
   for (size_t i = 0; i < p.layers.size(); ++i) {
@@ -142,15 +158,16 @@ Command register_memory(CLI::App& root) {
   add_freeze_flag(app, a.memory.frozen_blocks());
   add_precision_flag(app, a.memory.precision());
   add_channels_last_flag(app, a.memory.channels_last());
-  app->add_option("--optimizer", a.optimizer, "sgd, or momentum (SGD with a momentum buffer; 0.9 unless --momentum)")
-      ->capture_default_str();
+  add_optimizer_flag(app, a.memory.optimizer());
   add_sgd_flags(app, a.memory.momentum(), a.memory.nesterov(), a.memory.weight_decay());
+  app->add_option("--ema", a.ema, "plan vgg train --ema DECAY's moving average (a second copy of the weights)")
+      ->capture_default_str();
   add_memory_budget_flag(app, a.budget, "also show how vgg train would fit this budget (e.g. 2GiB)");
   app->add_option("--dataset-images", a.dataset_images, "images in the resident data set (train + test)")
       ->capture_default_str();
   app->add_option("--dataset-size", a.dataset_side, "native side of the data set's images")->capture_default_str();
   add_json_flag(app, a.json, "print the plan as JSON");
-  return {app, [app, args]() { return run_memory(app, *args); }};
+  return {app, [args]() { return run_memory(*args); }};
 }
 
 }  // namespace vgg::cli

@@ -56,6 +56,12 @@ std::optional<DistOptions> dist_options(const TrainArgs& a) {
 
 std::atomic<bool> g_stop{false};
 
+std::string eval_text(const EvalResult& r, const char* split) {
+  std::string text = fmt::format("{} loss {:.4f}  {} acc {:.4f}", split, r.loss, split, r.accuracy);
+  if (r.has_top5) text += fmt::format(" (top-5 {:.4f})", r.top5_accuracy);
+  return text;
+}
+
 extern "C" void on_signal(int) { g_stop.store(true); }
 
 void print_config(const TrainArgs& a, int threads, bool cached, const TrainingSession& session) {
@@ -73,9 +79,23 @@ void print_config(const TrainArgs& a, int threads, bool cached, const TrainingSe
   const double macs = static_cast<double>(total_macs(layers));
   fmt::print("  params     {}  forward {}/image\n", with_commas(total_params(layers)),
              macs >= 1e8 ? fmt::format("{:.3f} GMAC", macs / 1e9) : fmt::format("{:.3f} MMAC", macs / 1e6));
-  fmt::print("  optimiser  SGD lr {} momentum {}{} weight_decay {} schedule {} label_smoothing {}{}\n", t.lr(),
-             t.momentum(), t.nesterov() ? " (nesterov)" : "", t.weight_decay(), to_string(t.schedule()),
-             t.label_smoothing(), t.grad_clip() > 0 ? fmt::format(" grad_clip {}", t.grad_clip()) : "");
+  fmt::print("  optimiser  {}  weight_decay {}  schedule {}{}{}  label_smoothing {}{}{}\n", optimizer_summary(t),
+             t.weight_decay(), to_string(t.schedule()),
+             t.schedule() == Schedule::Plateau
+                 ? fmt::format(" (factor {} patience {} cooldown {} min_lr {})", t.plateau_factor(), t.plateau_patience(),
+                               t.plateau_cooldown(), t.min_lr())
+                 : "",
+             t.warmup_epochs() > 0 ? fmt::format(" after {} warm-up epochs", t.warmup_epochs()) : "",
+             t.label_smoothing(), t.grad_clip() > 0 ? fmt::format(" grad_clip {}", t.grad_clip()) : "",
+             t.ema() > 0 ? fmt::format("  ema {}", t.ema()) : "");
+  if (selects_models(o)) {
+    std::vector<std::string> parts;
+    if (!o.save_best().empty()) parts.push_back("best checkpoint " + o.save_best());
+    if (t.early_stopping() > 0) parts.push_back(fmt::format("early stopping after {} evaluations", t.early_stopping()));
+    if (t.schedule() == Schedule::Plateau) parts.emplace_back("plateau schedule");
+    fmt::print("  selection  on {}{}{}: {}\n", to_string(t.monitor()), t.min_delta() > 0 ? fmt::format(" (min delta {})", t.min_delta()) : "",
+               t.ema() > 0 ? " of the averaged weights" : "", fmt::join(parts, ", "));
+  }
   if (!o.init_from().empty()) fmt::print("  weights    from {}\n", o.init_from());
   if (t.freeze() != 0) {
     int64_t blocks = 0, frozen = 0;
@@ -136,13 +156,12 @@ class ProgressBar {
   bool enabled_;
 };
 
-std::string epoch_line(const EpochStats& s, int64_t epochs, bool data_parallel) {
+std::string epoch_line(const EpochStats& s, int64_t epochs, bool data_parallel, bool best) {
   std::string line = fmt::format("epoch {:>3}/{}  train loss {:.4f}  train acc {:.4f}", s.epoch, epochs, s.train_loss,
                                  s.train_accuracy);
-  if (s.eval.count > 0) {
-    const char* split = to_string(s.eval_split);
-    line += fmt::format("  {} loss {:.4f}  {} acc {:.4f}", split, s.eval.loss, split, s.eval.accuracy);
-  }
+  if (s.eval.count > 0) line += "  " + eval_text(s.eval, to_string(s.eval_split));
+  if (s.ema_eval.count > 0) line += "  ema " + eval_text(s.ema_eval, to_string(s.eval_split));
+  if (best) line += "  (best)";
   line += fmt::format("  {:.1f} img/s  {:.1f}s  lr {:.4g}", s.images_per_sec, s.seconds, s.lr);
   if (data_parallel && s.steps > 0) line += fmt::format("  all-reduce wait {:.1f} ms/step", 1e3 * s.allreduce_wait_seconds / s.steps);
   return line;
@@ -162,8 +181,14 @@ int report(TrainingSession& session, TrainingSession::Outcome outcome) {
   const EpochStats& s = session.last_epoch();
   switch (outcome) {
     case TrainingSession::Outcome::NothingToDo:
-      fmt::print("nothing to do: {} already has {} epochs (pass a larger --epochs)\n", o.resume(),
-                 session.trainer().epochs_done());
+      if (session.selection().stopped_early) {
+        fmt::print("nothing to do: {} stopped early after epoch {} (best {} {:.4f} at epoch {})\n", o.resume(),
+                   session.trainer().epochs_done(), to_string(o.train().monitor()), session.selection().best,
+                   session.selection().best_epoch);
+      } else {
+        fmt::print("nothing to do: {} already has {} epochs (pass a larger --epochs)\n", o.resume(),
+                   session.trainer().epochs_done());
+      }
       return 0;
     case TrainingSession::Outcome::StepLimit:
       fmt::print("stopped after --max-steps {} (train loss {:.6f}, {:.2f} img/s{}) at step {} of epoch {}\n",
@@ -180,13 +205,26 @@ int report(TrainingSession& session, TrainingSession::Outcome outcome) {
     case TrainingSession::Outcome::InterruptedAfterEpoch:
       fmt::print(stderr, "vgg: interrupted after epoch {}; {}\n", s.epoch, resume_hint(save, false));
       return 130;
-    case TrainingSession::Outcome::Finished: break;
+    case TrainingSession::Outcome::Finished:
+    case TrainingSession::Outcome::EarlyStopped: break;
   }
   fmt::print("training time {:.1f}s  peak memory (RSS) {}\n", session.seconds(),
              format_bytes(static_cast<double>(peak_rss_bytes())));
-  if (session.last_test().count > 0) {
-    fmt::print("test accuracy: {:.4f} ({} test images{})\n", session.last_test().accuracy, session.last_test().count,
-               session.has_validation() ? ", measured once after training" : "");
+  if (const EvalResult& t = session.last_test(); t.count > 0) {
+    std::vector<std::string> about;
+    about.push_back(fmt::format("{} test images", t.count));
+    if (session.has_validation()) about.emplace_back("measured once after training");
+    if (session.tested_epoch() > 0) about.push_back(fmt::format("the best epoch's weights ({})", session.tested_epoch()));
+    if (o.train().ema() > 0) about.emplace_back("averaged weights");
+    fmt::print("test accuracy: {:.4f}{} ({})\n", t.accuracy, t.has_top5 ? fmt::format(" (top-5 {:.4f})", t.top5_accuracy) : "",
+               fmt::join(about, ", "));
+    if (const EvalResult& raw = session.last_test_trained(); o.train().ema() > 0 && raw.count > 0) {
+      fmt::print("test accuracy of the trained (not averaged) weights: {:.4f}\n", raw.accuracy);
+    }
+  }
+  if (const SelectionState& sel = session.selection(); sel.best_epoch > 0) {
+    fmt::print("best {} {:.4f} at epoch {}{}\n", to_string(o.train().monitor()), sel.best, sel.best_epoch,
+               o.save_best().empty() ? "" : ", saved in " + o.save_best());
   }
   if (!save.empty()) fmt::print("checkpoint: {}\n", save);
   return 0;
@@ -195,21 +233,7 @@ int report(TrainingSession& session, TrainingSession::Outcome outcome) {
 int run_train(CLI::App* app, TrainArgs& a) {
   SessionOptions& o = a.session;
   if (o.resume().empty()) {
-    const bool batch_norm_given = given(app, "--batch-norm"), image_size_given = given(app, "--image-size");
-    std::map<std::string, bool> arch_given;  // before the preset marks its flags as given
-    for (const char* f : {"--arch", "--width-ratio", "--batch-norm", "--fc-width", "--avgpool", "--dropout"}) {
-      arch_given[f] = given(app, f);
-    }
-    o.channels_from_data(!given(app, "--in-channels")).classes_from_data(!given(app, "--classes"));
-    o.keep_augmentation(given(app, "--random-resized-crop") || given(app, "--crop-padding") || given(app, "--hflip"));
-    apply_preset(app, a.preset);
-    fit_preset_to_arch(o.model(), batch_norm_given, image_size_given);
-    if (!o.init_from().empty()) {
-      const PretrainedWeights w = read_pretrained(o.init_from(), o.model().image_size());
-      adopt_architecture(o.model(), w, [&](const std::string& f) { return arch_given.at(f); });
-    }
-    o.auto_batch(o.train().batch_size() == kAutoBatch);
-    if (o.auto_batch()) o.train().batch_size(TrainOptions().batch_size());  // until the budget is fitted
+    configure_new_run(app, o, a.preset);
   } else {
     o = resume_configuration(o, [app](const std::string& flag) { return given(app, flag); });
   }
@@ -255,7 +279,8 @@ int run_train(CLI::App* app, TrainArgs& a) {
   };
   events.epoch = [&](const EpochStats& s) {
     bar.clear();
-    fmt::print("{}\n", epoch_line(s, epochs, session.data_parallel()));
+    const bool best = session.selection().best_epoch == s.epoch && s.eval.count > 0 && session.has_validation();
+    fmt::print("{}\n", epoch_line(s, epochs, session.data_parallel(), best));
     std::fflush(stdout);
     metrics.write_line(to_json(s).dump());
   };
@@ -265,8 +290,12 @@ int run_train(CLI::App* app, TrainArgs& a) {
   bar.clear();
   if (session.has_validation() && session.last_test().count > 0) {
     const EvalResult& t = session.last_test();
-    metrics.write_line(nlohmann::json{{"epoch", session.trainer().epochs_done()}, {"final", true},
-                                      {"test_loss", t.loss}, {"test_accuracy", t.accuracy}}.dump());
+    nlohmann::json j{{"epoch", session.trainer().epochs_done()}, {"final", true}, {"test_loss", t.loss},
+                     {"test_accuracy", t.accuracy}};
+    if (t.has_top5) j["test_top5_accuracy"] = t.top5_accuracy;
+    if (session.tested_epoch() > 0) j["tested_epoch"] = session.tested_epoch();
+    if (o.train().ema() > 0) j["trained_test_accuracy"] = session.last_test_trained().accuracy;
+    metrics.write_line(j.dump());
   }
   return report(session, outcome);
 }
@@ -277,38 +306,16 @@ Command register_train(CLI::App& root) {
   auto args = std::make_shared<TrainArgs>();
   TrainArgs& a = *args;
   CLI::App* app = root.add_subcommand("train", "train a network on Fashion-MNIST, CIFAR or your own image folders");
-  std::string preset_names;
-  for (const auto& p : presets()) preset_names += fmt::format("\n    {}: {}", p.name, p.description);
-  app->add_option("--preset", a.preset, "defaults for every flag not given:" + preset_names)->capture_default_str();
   SessionOptions& o = a.session;
-  add_model_flags(app, o.model());
-  add_preprocess_flags(app, o.preprocess(), /*augmentation=*/true);
-  TrainOptions& t = o.train();
-  add_train_flags(app, t);
-  add_batch_size_flag(app, t.batch_size(), "training batch size, or auto: the largest that fits --memory-budget",
-                      /*allow_auto=*/true);
-  add_memory_budget_flag(app, a.memory_budget,
-                         "peak memory (RSS) for the whole process, e.g. 2GiB: a batch that would not fit is split into "
-                         "micro-batches with gradient accumulation (same update); refuses if one image does not fit");
-  add_pass_flags(app, t.micro_batch(), t.recompute());
-  add_freeze_flag(app, t.freeze());
-  add_sgd_flags(app, t.momentum(), t.nesterov(), t.weight_decay());
-  add_tta_flags(app, t.flip_tta(), t.shift_tta());
-  add_precision_flag(app, t.precision());
-  add_channels_last_flag(app, t.channels_last());
-  add_device_flag(app, t.device());
-  add_data_flag(app, o.data().dir(),
-                "data set: IDX files, CIFAR-10/100 binary files, or image folders DIR/{train,val,test}/<class>/*");
-  add_data_source_flags(app, o.data().source());
-  add_training_data_flags(app, o.data());
+  add_recipe_flags(app, o, a.preset, a.memory_budget);
   add_limit_test_flag(app, o.data().limit_test());
   app->add_option("--eval-every", o.eval_every(), "evaluate every N epochs (0 = after the last only)")
       ->capture_default_str();
   app->add_option("--save", o.save(), "checkpoint path, written atomically after every epoch");
+  app->add_option("--save-best", o.save_best(),
+                  "also keep the checkpoint of the best epoch by --monitor on the validation set (needs --val-split or "
+                  "a val/ folder); the test set is then measured once, on these weights");
   app->add_option("--resume", o.resume(), "continue training from this checkpoint");
-  app->add_option("--init-from", o.init_from(),
-                  "start from these weights: a PyTorch state_dict (torchvision's or `vgg export`'s) or a vgg "
-                  "checkpoint; the architecture follows them, the first and last layers adapt to the data");
   app->add_option("--metrics", a.metrics, "append one JSON object per epoch to this file");
   app->add_option("--step-log", a.step_log, "append one JSON object per training step (loss, seconds, RSS) to this file");
   app->add_flag("--progress,!--no-progress", a.progress, "live progress bar when stderr is a terminal")

@@ -96,6 +96,27 @@ TEST(MemoryPlan, MicroBatchesAndRecomputeLowerThePeak) {
   EXPECT_GT(split.train_peak, split.params + split.grads + split.input);
 }
 
+TEST(MemoryPlan, EachOptimizersStateAndTheMovingAverage) {
+  const auto plan = [](const MemoryOptions& o) { return plan_memory(tiny(), MemoryOptions(o).batch_size(4)); };
+  const MemoryPlan sgd = plan(MemoryOptions());
+  EXPECT_EQ(plan(MemoryOptions().optimizer(OptimizerKind::Adam)).optimizer, 2 * sgd.grads);
+  EXPECT_EQ(plan(MemoryOptions().optimizer(OptimizerKind::AdamW)).optimizer, 2 * sgd.grads);
+  EXPECT_EQ(plan(MemoryOptions().optimizer(OptimizerKind::RMSprop)).optimizer, sgd.grads);
+  EXPECT_EQ(plan(MemoryOptions().optimizer(OptimizerKind::RMSprop).momentum(0.9)).optimizer, 2 * sgd.grads);
+  // The average copies every parameter, frozen ones too.
+  EXPECT_EQ(plan(MemoryOptions().ema(true)).optimizer, sgd.params);
+  const MemoryPlan frozen = plan(MemoryOptions().optimizer(OptimizerKind::Adam).ema(true).frozen_blocks(1));
+  EXPECT_EQ(frozen.optimizer, 2 * frozen.grads + frozen.params);
+  EXPECT_LT(frozen.grads, sgd.grads);
+  // Per layer as in total.
+  int64_t sum = 0;
+  for (const auto& l : frozen.layers) sum += l.optimizer;
+  EXPECT_EQ(sum, frozen.optimizer);
+  // Adam's and RMSprop's momentum is not SGD's: refused as vgg train refuses it.
+  EXPECT_THROW(plan(MemoryOptions().optimizer(OptimizerKind::Adam).momentum(0.9)), UsageError);
+  EXPECT_THROW(plan(MemoryOptions().optimizer(OptimizerKind::RMSprop).momentum(0.9).nesterov(true)), UsageError);
+}
+
 TEST(MemoryPlan, FrozenBlocksKeepNoGradientsStateOrActivations) {
   const LayerTable vgg = plan_layers(ModelOptions("vgg11_bn").image_size(64).fc_width(256));
   const MemoryOptions o = MemoryOptions().batch_size(32).momentum(0.9);
@@ -187,6 +208,7 @@ int64_t measured_tensor_peak(const StepCase& c) {
 TEST(MemoryPlan, MatchesTheTensorPeakOfRealTrainingSteps) {
   at::set_num_threads(2);
   const auto model = ModelOptions("1x16,1x32,1x64").image_size(32).fc_width(64);
+  const auto wide = ModelOptions("1x8").image_size(32).fc_width(1024);
   const std::vector<StepCase> cases = {
       {"fp32", model, TrainOptions().batch_size(16)},
       {"fp32 momentum bn", ModelOptions(model).batch_norm(true), TrainOptions().batch_size(16).momentum(0.9)},
@@ -200,6 +222,20 @@ TEST(MemoryPlan, MatchesTheTensorPeakOfRealTrainingSteps) {
        TrainOptions().batch_size(16).momentum(0.9).freeze(2)},
       {"frozen features", model, TrainOptions().batch_size(16).momentum(0.9).freeze(kFreezeFeatures)},
       {"frozen 1 block recompute", model, TrainOptions().batch_size(16).recompute(true).freeze(1)},
+      {"adam weight decay", model, TrainOptions().batch_size(16).optimizer(OptimizerKind::Adam).weight_decay(0.01)},
+      {"adamw bn", ModelOptions(model).batch_norm(true),
+       TrainOptions().batch_size(16).optimizer(OptimizerKind::AdamW).weight_decay(0.01)},
+      {"rmsprop momentum", model, TrainOptions().batch_size(16).optimizer(OptimizerKind::RMSprop).momentum(0.9)},
+      {"sgd momentum ema", ModelOptions(model).batch_norm(true), TrainOptions().batch_size(16).momentum(0.9).ema(0.99)},
+      {"adam frozen 2 blocks ema", model,
+       TrainOptions().batch_size(16).optimizer(OptimizerKind::Adam).freeze(2).ema(0.99)},
+      // A wide head and a batch of 2: the optimizer step is the peak, so its
+      // temporaries (the largest parameter's) decide the prediction.
+      {"step peak: sgd nesterov decay", wide, TrainOptions().batch_size(2).momentum(0.9).nesterov(true).weight_decay(0.01)},
+      {"step peak: adam decay", wide, TrainOptions().batch_size(2).optimizer(OptimizerKind::Adam).weight_decay(0.01)},
+      {"step peak: adamw", wide, TrainOptions().batch_size(2).optimizer(OptimizerKind::AdamW).weight_decay(0.01)},
+      {"step peak: rmsprop decay", wide,
+       TrainOptions().batch_size(2).optimizer(OptimizerKind::RMSprop).weight_decay(0.01)},
   };
   for (const auto& c : cases) {
     if (c.train.precision() == "bf16" && !cpu_has_native_bf16()) {
@@ -213,6 +249,7 @@ TEST(MemoryPlan, MatchesTheTensorPeakOfRealTrainingSteps) {
     const double error = static_cast<double>(p.train_peak - measured) / static_cast<double>(measured);
     EXPECT_LT(std::fabs(error), 0.05) << c.name << ": predicted " << p.train_peak << " (at " << p.train_peak_at
                                       << "), measured " << measured;
+    if (std::string(c.name).rfind("step peak", 0) == 0) EXPECT_EQ(p.train_peak_at, "optimizer step") << c.name;
   }
 }
 

@@ -124,6 +124,10 @@ TEST(OptionsTable, EveryTrainOptionRoundTripsThroughJsonAndHasOneFlag) {
             *v = !*v;
           } else if constexpr (std::is_same_v<T, Schedule>) {
             *v = Schedule::Cosine;
+          } else if constexpr (std::is_same_v<T, OptimizerKind>) {
+            *v = OptimizerKind::AdamW;
+          } else if constexpr (std::is_same_v<T, Monitor>) {
+            *v = Monitor::ValAcc;
           } else if constexpr (std::is_same_v<T, std::string>) {
             *v = *v + "x";
           } else {

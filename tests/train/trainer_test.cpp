@@ -57,7 +57,7 @@ TEST(TrainOptions, ValidationNamesTheFlag) {
     parse_schedule("linear");
     ADD_FAILURE() << "parse_schedule accepted 'linear'";
   } catch (const UsageError& e) {
-    EXPECT_NE(std::string(e.what()).find("--schedule: expected constant, step, cosine or onecycle"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("--schedule: expected constant, step, cosine, onecycle or plateau"), std::string::npos)
         << e.what();
   }
   expect_flag(TrainOptions().precision("fp8"), "--precision");

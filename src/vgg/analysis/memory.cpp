@@ -17,14 +17,36 @@ MemoryOptions memory_options(const TrainOptions& t) {
       .recompute(t.recompute())
       .precision(t.precision())
       .channels_last(t.channels_last())
+      .optimizer(t.optimizer())
       .momentum(t.momentum())
       .nesterov(t.nesterov())
       .weight_decay(t.weight_decay())
+      .ema(t.ema() > 0)
       .frozen_blocks(t.freeze());
 }
 namespace {
 
 constexpr int64_t kF32 = 4, kBF16 = 2, kI64 = 8;
+
+// The optimizer state kept for `trainable` bytes of parameters: each buffer
+// is a zeros_like of its parameter (LibTorch 1.13's step() initialisation).
+int64_t optimizer_state_bytes(int64_t trainable, const MemoryOptions& o) {
+  int64_t buffers = 0;
+  switch (o.optimizer()) {
+    case OptimizerKind::SGD: buffers = o.momentum() > 0 ? 1 : 0; break;     // momentum_buffer
+    case OptimizerKind::Adam:
+    case OptimizerKind::AdamW: buffers = 2; break;                           // exp_avg, exp_avg_sq
+    case OptimizerKind::RMSprop: buffers = o.momentum() > 0 ? 2 : 1; break;  // square_avg, momentum_buffer
+  }
+  return buffers * trainable;
+}
+
+// What stays alive between steps besides parameters and gradients: the
+// optimizer's buffers and, with --ema, the averaged copy of every parameter
+// (frozen ones included: the average is a whole model).
+int64_t kept_state_bytes(int64_t trainable, int64_t params, const MemoryOptions& o) {
+  return optimizer_state_bytes(trainable, o) + (o.ema() ? params : 0);
+}
 
 // Tensors as spans over a sequence of events; the peak is the largest sum of
 // the spans alive at one event.
@@ -190,11 +212,26 @@ class StepSim {
   void optimizer_step() {
     const int s = t.event("optimizer step");
     for (int h : grads_) t.keep(h, s);
+    // step() works one parameter at a time: the largest one's temporaries.
     int64_t largest = 0;
     for (size_t i = trainable_from_; i < L_.size(); ++i) largest = std::max(largest, weight_elems(L_[i]) * kF32);
-    // SGD (LibTorch 1.13): d_p.add(p, wd) and d_p.add(buf, momentum) are new tensors.
-    if (o_.weight_decay() > 0) t.alloc(largest, s);
-    if (o_.nesterov() && o_.momentum() > 0) t.alloc(largest, s);
+    const bool decay = o_.weight_decay() > 0;
+    int64_t temporaries = 0;  // in units of `largest`, alive together (LibTorch 1.13's step())
+    switch (o_.optimizer()) {
+      case OptimizerKind::SGD:  // d_p.add(p, wd); d_p.add(buf, momentum) for Nesterov
+        temporaries = (decay ? 1 : 0) + (o_.nesterov() && o_.momentum() > 0 ? 1 : 0);
+        break;
+      case OptimizerKind::Adam:  // grad.add(p, wd); exp_avg_sq.sqrt() and its quotient by sqrt(bias_correction2)
+        temporaries = (decay ? 1 : 0) + 2;
+        break;
+      case OptimizerKind::AdamW:  // p.mul_(1 - lr * wd) is in place; the same sqrt and quotient
+        temporaries = 2;
+        break;
+      case OptimizerKind::RMSprop:  // grad.add(p, wd); square_avg.sqrt().add_(eps)
+        temporaries = (decay ? 1 : 0) + 1;
+        break;
+    }
+    if (temporaries > 0) t.alloc(temporaries * largest, s);
   }
 
   // Bytes each layer keeps from its forward until backward, counted at the
@@ -376,6 +413,14 @@ void check(const LayerTable& layers, const MemoryOptions& o) {
   check_micro_batch(o.micro_batch());
   check_momentum(o.momentum());
   check_weight_decay(o.weight_decay());
+  const bool adam = o.optimizer() == OptimizerKind::Adam || o.optimizer() == OptimizerKind::AdamW;
+  if (adam && o.momentum() != 0) {
+    throw UsageError(fmt::format("--momentum: expected 0 with --optimizer {} (its momentum is --beta1), found {}",
+                                 to_string(o.optimizer()), o.momentum()));
+  }
+  if (o.nesterov() && o.optimizer() != OptimizerKind::SGD) {
+    throw UsageError(fmt::format("--nesterov: expected --optimizer sgd, found --optimizer {}", to_string(o.optimizer())));
+  }
   if (o.precision() != "fp32" && o.precision() != "bf16") {
     throw UsageError(fmt::format("--precision: expected fp32 or bf16, found '{}'", o.precision()));
   }
@@ -387,6 +432,13 @@ int64_t inference_peak(const LayerTable& layers, const MemoryOptions& o, int64_t
   auto [bytes, label] = sim.t.peak();
   if (at != nullptr) *at = label;
   return total_params(layers) * kF32 + bytes;
+}
+
+// Parameters that train (and so have gradients and optimizer state).
+int64_t trainable_bytes(const LayerTable& layers, const MemoryOptions& o) {
+  int64_t bytes = 0;
+  for (size_t i = first_trainable(layers, o.frozen_blocks()); i < layers.size(); ++i) bytes += layers[i].params() * kF32;
+  return bytes;
 }
 
 bool fits(int64_t peak, int64_t bytes) {
@@ -404,8 +456,8 @@ MemoryPlan plan_memory(const LayerTable& layers, const MemoryOptions& o) {
   p.passes = (batch + p.micro_batch - 1) / p.micro_batch;
   p.params = total_params(layers) * kF32;
   const size_t trainable_from = first_trainable(layers, o.frozen_blocks());
-  for (size_t i = trainable_from; i < layers.size(); ++i) p.grads += layers[i].params() * kF32;
-  p.optimizer = o.momentum() > 0 ? p.grads : 0;
+  p.grads = trainable_bytes(layers, o);
+  p.optimizer = kept_state_bytes(p.grads, p.params, o);
   p.input = batch * layers.front().in.numel() * kF32;
 
   StepSim sim(layers, o, p.micro_batch, /*training=*/true);
@@ -424,7 +476,7 @@ MemoryPlan plan_memory(const LayerTable& layers, const MemoryOptions& o) {
     LayerMemory m{l.name, l.kind, l.block};
     m.params = l.params() * kF32;
     m.grads = i < trainable_from ? 0 : m.params;
-    m.optimizer = o.momentum() > 0 ? m.grads : 0;
+    m.optimizer = kept_state_bytes(m.grads, m.params, o);
     auto it = saved.find(i);
     m.saved = it == saved.end() ? 0 : it->second;
     m.output = i < outputs.size() ? outputs[i] : 0;
@@ -465,7 +517,7 @@ int64_t largest_batch(const LayerTable& layers, MemoryOptions o, int64_t bytes, 
 
 int64_t largest_eval_batch(const LayerTable& layers, const MemoryOptions& o, int64_t bytes, int64_t max_batch) {
   check(layers, o);
-  const int64_t state = o.momentum() > 0 ? total_params(layers) * kF32 : 0;
+  const int64_t state = kept_state_bytes(trainable_bytes(layers, o), total_params(layers) * kF32, o);
   int64_t lo = 0, hi = max_batch;
   while (lo < hi) {
     const int64_t mid = lo + (hi - lo + 1) / 2;
@@ -484,7 +536,7 @@ BudgetFit fit_budget(const LayerTable& layers, MemoryOptions o, int64_t budget, 
     MemoryOptions one = o;
     one.batch_size(std::max<int64_t>(o.batch_size(), 1)).micro_batch(1).recompute(recompute);
     const int64_t train = plan_memory(layers, one).train_peak;
-    const int64_t state = o.momentum() > 0 ? total_params(layers) * kF32 : 0;
+    const int64_t state = kept_state_bytes(trainable_bytes(layers, o), total_params(layers) * kF32, o);
     const int64_t eval = state + inference_peak(layers, one, 1, nullptr);
     return baseline + kRuntimeOverheadBytes +
            static_cast<int64_t>(static_cast<double>(std::max(train, eval)) * (1.0 + kBudgetMargin)) + 1;

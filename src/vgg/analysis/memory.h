@@ -9,7 +9,12 @@
 //   model state   parameters (fp32); gradients (fp32; the Trainer sets them
 //                 to none after each step, so the first backward adopts each
 //                 new gradient, and later micro-batches add into it through
-//                 a transient copy); SGD momentum buffers when momentum > 0.
+//                 a transient copy); optimizer state, buffers the size of
+//                 each trainable parameter: SGD one when momentum > 0, Adam
+//                 and AdamW two (exp_avg, exp_avg_sq), RMSprop one
+//                 (square_avg) plus one when momentum > 0. Adam's step counts
+//                 are plain integers, not tensors. With --ema the averaged
+//                 model, a copy of every parameter, counts here too.
 //   saved         what autograd keeps from forward to backward: a conv its
 //                 input; an in-place ReLU its output (the conv's, batch
 //                 norm's or linear's output tensor itself, so no copy); max
@@ -28,6 +33,14 @@
 //                 (a reordered conv output in forward except for fp32
 //                 channels-last, a reordered gradient in backward:
 //                 calibrated on measurements, not derived).
+//   optimizer     LibTorch's step() updates one parameter at a time, so only
+//   step          the largest parameter's temporaries count, on top of every
+//                 gradient: an L2-decayed copy of the gradient (SGD, Adam,
+//                 RMSprop with weight decay: grad.add(p, wd)); SGD Nesterov's
+//                 d_p.add(buf, momentum); Adam and AdamW's
+//                 exp_avg_sq.sqrt() and its quotient by sqrt(bias_correction2)
+//                 (both alive until the statement ends); RMSprop's
+//                 square_avg.sqrt(). AdamW decays the weights in place.
 //   frozen blocks (--freeze) run forward without autograd: no gradients,
 //                 no optimizer state, nothing saved; backward ends at the
 //                 first layer with trainable parameters.
@@ -60,11 +73,17 @@ struct MemoryOptions {
   // fp32 | bf16 (CPU autocast).
   TORCH_ARG(std::string, precision) = "fp32";
   TORCH_ARG(bool, channels_last) = false;
-  // SGD: momentum > 0 keeps one buffer per parameter; weight decay and
-  // Nesterov each make a transient copy of a gradient in the step.
+  // The update rule and the settings that change its memory (the state
+  // buffers and the step's temporaries above); the others (lr, betas, eps,
+  // alpha) change none. momentum is SGD's or RMSprop's (Adam and AdamW
+  // have none); nesterov is SGD's.
+  TORCH_ARG(OptimizerKind, optimizer) = OptimizerKind::SGD;
   TORCH_ARG(double, momentum) = 0.0;
   TORCH_ARG(bool, nesterov) = false;
   TORCH_ARG(double, weight_decay) = 0.0;
+  // --ema: the moving average is a second copy of every parameter (counted
+  // with the optimizer state; its batch-norm statistics are negligible).
+  TORCH_ARG(bool, ema) = false;
   // Leading feature blocks frozen (TrainOptions::freeze; kFreezeFeatures =
   // all): no gradients, optimizer state or saved activations for them, and
   // backward stops at the first trainable layer.
@@ -103,7 +122,8 @@ struct MemoryPlan {
   std::string inference_peak_at;
 };
 
-// Throws UsageError for a batch size < 1 or an unknown precision.
+// Throws UsageError for a batch size < 1, an unknown precision, or
+// momentum / Nesterov with an optimizer that has none (as validate(TrainOptions)).
 MemoryPlan plan_memory(const LayerTable& layers, const MemoryOptions& options);
 
 // The process's working memory beyond the step's tensors once it has
@@ -137,7 +157,8 @@ int64_t fit_micro_batch(const LayerTable& layers, MemoryOptions options, int64_t
 int64_t largest_batch(const LayerTable& layers, MemoryOptions options, int64_t bytes, int64_t max_batch);
 
 // The largest evaluation batch, up to max_batch, whose inference peak plus
-// the optimizer state fits; 0 when none does.
+// the optimizer state (kept through a mid-training evaluation) fits; 0 when
+// none does.
 int64_t largest_eval_batch(const LayerTable& layers, const MemoryOptions& options, int64_t bytes,
                            int64_t max_batch);
 

@@ -143,9 +143,14 @@ void draw_line_chart(Painter& p, const LineChart& chart, int width, int height) 
   for (const auto& s : chart.series) legend_w = std::max(legend_w, p.text_width(s.label, label_size));
   const double left = 64, right = width - (legend_w + 56), top = chart.title.empty() ? 16 : 40,
                bottom = height - 52;
+  // Positions along x: log10 of the values on a logarithmic axis (where
+  // values <= 0 have none and are not drawn).
+  auto xpos = [&](double v) { return chart.x_log ? (v > 0 ? std::log10(v) : std::nan("")) : v; };
   double xmin = std::numeric_limits<double>::infinity(), xmax = -xmin, ymax = 0, ymin = 0;
   for (const auto& s : chart.series) {
-    for (double v : s.x) xmin = std::min(xmin, v), xmax = std::max(xmax, v);
+    for (double v : s.x) {
+      if (std::isfinite(xpos(v))) xmin = std::min(xmin, xpos(v)), xmax = std::max(xmax, xpos(v));
+    }
     for (double v : s.y) {
       if (std::isfinite(v)) ymax = std::max(ymax, v), ymin = std::min(ymin, v);
     }
@@ -165,13 +170,15 @@ void draw_line_chart(Painter& p, const LineChart& chart, int width, int height) 
     p.text(tick_label(v, ystep), left - 8, Y(v) + 4, tick_size, ink, Align::Right);
   }
   auto xt = nice_ticks(xmin, xmax, 10);
-  // Epochs are whole numbers: never label fractions of one.
+  // Epochs are whole numbers, and a log axis ticks at whole powers of ten:
+  // never label fractions of one.
   xt.erase(std::remove_if(xt.begin(), xt.end(),
                           [&](double v) { return v < xmin - 1e-9 || v > xmax + 1e-9 || std::fabs(v - std::round(v)) > 1e-9; }),
            xt.end());
   for (double v : xt) {
     p.line(X(v), top, X(v), bottom, grid, 1);
-    p.text(tick_label(v, 1), X(v), bottom + 18, tick_size, ink, Align::Center);
+    p.text(chart.x_log ? fmt::format("1e{}", std::lround(v)) : tick_label(v, 1), X(v), bottom + 18, tick_size, ink,
+           Align::Center);
   }
   p.line(left, bottom, right, bottom, ink, 1.2);
   p.line(left, top, left, bottom, ink, 1.2);
@@ -181,17 +188,19 @@ void draw_line_chart(Painter& p, const LineChart& chart, int width, int height) 
   for (const auto& s : chart.series) {
     std::vector<std::pair<double, double>> pts;
     for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
-      if (std::isfinite(s.y[i])) pts.emplace_back(X(s.x[i]), Y(s.y[i]));
+      if (std::isfinite(s.y[i]) && std::isfinite(xpos(s.x[i]))) pts.emplace_back(X(xpos(s.x[i])), Y(s.y[i]));
     }
     p.polyline(pts, s.color, 2.2, s.dash);
-    for (const auto& [x, y] : pts) p.disc(x, y, 3.2, s.color);
+    if (s.markers) {
+      for (const auto& [x, y] : pts) p.disc(x, y, 3.2, s.color);
+    }
   }
   // Legend to the right of the plot, where no curve can hide it.
   double ly = top + 14;
   for (const auto& s : chart.series) {
     const double lx = right + 16;
     p.polyline({{lx, ly - 4}, {lx + 26, ly - 4}}, s.color, 2.2, s.dash);
-    p.disc(lx + 13, ly - 4, 3.2, s.color);
+    if (s.markers) p.disc(lx + 13, ly - 4, 3.2, s.color);
     p.text(s.label, lx + 32, ly, label_size, ink, Align::Left);
     ly += 22;
   }

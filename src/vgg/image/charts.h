@@ -15,11 +15,15 @@ struct Series {
   std::vector<double> x, y;
   Color color;
   std::vector<double> dash;  // on/off lengths in pixels; empty = solid
+  bool markers = true;       // a dot at every point (off for long curves)
 };
 
 struct LineChart {
   std::string title, x_label, y_label;
   std::vector<Series> series;
+  // A logarithmic x axis (x > 0; ticks at powers of ten), as learning
+  // rates are drawn. Otherwise x counts epochs: ticks at whole numbers.
+  bool x_log = false;
 };
 
 // Writes PNG or SVG, chosen by the extension of `path` (.png or .svg);

@@ -10,6 +10,7 @@
 #include <zlib.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -67,7 +68,16 @@ nlohmann::json meta_to_json(const CheckpointMeta& m) {
             {"limit_test", m.data.limit_test},
             {"val_split", m.data.val_split},
             {"train_count", m.data.train_count},
-            {"train_crc", m.data.train_crc}}}};
+            {"train_crc", m.data.train_crc}}},
+          {"selection",
+           {{"best", m.selection.best},  // NaN is written as null
+            {"best_epoch", m.selection.best_epoch},
+            {"since_best", m.selection.since_best},
+            {"plateau_bad", m.selection.plateau_bad},
+            {"cooldown_left", m.selection.cooldown_left},
+            {"lr_scale", m.selection.lr_scale},
+            {"stopped_early", m.selection.stopped_early}}},
+          {"ema_updates", m.ema_updates}};
 }
 
 uint32_t train_crc(const nlohmann::json& d) {
@@ -104,6 +114,18 @@ CheckpointMeta meta_from_json(const nlohmann::json& j) {
     m.data.train_count = json_int(d, "train_count");
     m.data.train_crc = train_crc(d);
   }
+  if (j.contains("selection")) {  // absent before model selection
+    const auto& s = j.at("selection");
+    const auto& best = s.at("best");
+    m.selection.best = best.is_null() ? std::numeric_limits<double>::quiet_NaN() : best.get<double>();
+    m.selection.best_epoch = json_int(s, "best_epoch");
+    m.selection.since_best = json_int(s, "since_best");
+    m.selection.plateau_bad = json_int(s, "plateau_bad");
+    m.selection.cooldown_left = json_int(s, "cooldown_left");
+    m.selection.lr_scale = s.at("lr_scale").get<double>();
+    m.selection.stopped_early = s.at("stopped_early").get<bool>();
+  }
+  m.ema_updates = json_int_or(j, "ema_updates", 0);
   return m;
 }
 
@@ -294,12 +316,14 @@ Payload read_payload(const std::string& path) {
   return parse_payload(std::move(bytes), path);
 }
 
-void load_state(Payload& p, const std::string& path, ConvNet& model, torch::optim::Optimizer* optimizer) {
+// Copies the records "<prefix>/<name>" into the model's parameters and buffers.
+void assign_weights(Payload& p, const std::string& path, ConvNet& model, const std::string& prefix) {
   torch::NoGradGuard no_grad;
   auto assign = [&](const std::string& name, torch::Tensor& target) {
-    auto it = p.records.find("model/" + name);
+    auto it = p.records.find(prefix + "/" + name);
     if (it == p.records.end()) {
-      throw CheckpointError(fmt::format("checkpoint {} does not match the model: it has no {}", path, name));
+      throw CheckpointError(fmt::format("checkpoint {} does not match the model: it has no {}{}", path,
+                                        prefix == "model" ? "" : prefix + "/", name));
     }
     if (it->second.sizes() != target.sizes() || it->second.scalar_type() != target.scalar_type()) {
       throw CheckpointError(fmt::format("checkpoint {} does not match the model: {} is {} there, {} here", path, name,
@@ -309,6 +333,12 @@ void load_state(Payload& p, const std::string& path, ConvNet& model, torch::opti
   };
   for (auto& item : model->named_parameters()) assign(item.key(), item.value());
   for (auto& item : model->named_buffers()) assign(item.key(), item.value());
+}
+
+void load_state(Payload& p, const std::string& path, ConvNet& model, torch::optim::Optimizer* optimizer,
+                ConvNet* ema = nullptr) {
+  assign_weights(p, path, model, "model");
+  if (ema != nullptr) assign_weights(p, path, *ema, "ema");
   if (optimizer == nullptr) return;
   restore_optimizer_state(
       *optimizer, trainable_parameters(*model),
@@ -320,6 +350,13 @@ void load_state(Payload& p, const std::string& path, ConvNet& model, torch::opti
         throw CheckpointError(fmt::format(
             "checkpoint {} does not match the model: optimizer state {} has the wrong shape or type", path, name));
       });
+}
+
+LoadedCheckpoint load_checkpoint_payload(Payload p, const std::string& path, bool averaged) {
+  LoadedCheckpoint out{p.meta, build_model(p.meta.model)};
+  out.averaged = averaged && p.meta.train.ema() > 0;
+  assign_weights(p, path, out.model, out.averaged ? "ema" : "model");
+  return out;
 }
 
 }  // namespace
@@ -339,6 +376,18 @@ void validate_meta(const CheckpointMeta& m, const std::string& path) {
     bad("preprocess.normalize is on without mean and std");
   }
   if (!(m.data.val_split >= 0 && m.data.val_split <= 1e9)) bad(fmt::format("data.val_split is {}", m.data.val_split));
+  const SelectionState& s = m.selection;
+  if (std::isinf(s.best) || s.best_epoch < 0 || s.best_epoch > m.epochs_done || s.since_best < 0 ||
+      s.since_best > m.epochs_done || s.plateau_bad < 0 || s.plateau_bad > m.epochs_done || s.cooldown_left < 0 ||
+      s.cooldown_left > m.train.plateau_cooldown() || !(s.lr_scale > 0 && s.lr_scale <= 1) ||
+      (s.stopped_early && m.train.early_stopping() == 0)) {
+    bad(fmt::format("the model-selection record (best {} at epoch {}, {} evaluations since, lr scale {}) does not fit "
+                    "{} epochs done",
+                    s.best, s.best_epoch, s.since_best, s.lr_scale, m.epochs_done));
+  }
+  if (m.ema_updates < 0 || (m.train.ema() == 0 && m.ema_updates != 0)) {
+    bad(fmt::format("ema_updates is {} with train.ema {}", m.ema_updates, m.train.ema()));
+  }
   if (m.preprocess.image_size() != m.model.image_size()) {
     bad(fmt::format("preprocess.image_size is {} but the model takes {}x{} inputs", m.preprocess.image_size(),
                     m.model.image_size(), m.model.image_size()));
@@ -399,7 +448,7 @@ void remove_stale_temporaries(const std::string& target) {
 }  // namespace
 
 void save_checkpoint(const std::string& requested, const CheckpointMeta& meta, ConvNet& model,
-                     torch::optim::Optimizer* optimizer) {
+                     torch::optim::Optimizer* optimizer, ConvNet* ema) {
   std::string path;
   try {
     path = resolve_output_file(requested, "--save");
@@ -414,6 +463,10 @@ void save_checkpoint(const std::string& requested, const CheckpointMeta& meta, C
   std::vector<std::pair<std::string, torch::Tensor>> records;
   for (const auto& item : model->named_parameters()) records.emplace_back("model/" + item.key(), item.value());
   for (const auto& item : model->named_buffers()) records.emplace_back("model/" + item.key(), item.value());
+  if (ema != nullptr) {
+    for (const auto& item : (*ema)->named_parameters()) records.emplace_back("ema/" + item.key(), item.value());
+    for (const auto& item : (*ema)->named_buffers()) records.emplace_back("ema/" + item.key(), item.value());
+  }
   if (optimizer != nullptr) {
     for (auto& [name, t] : optimizer_state(*optimizer, trainable_parameters(*model))) records.emplace_back("optimizer/" + name, t);
   }
@@ -458,23 +511,18 @@ void save_checkpoint(const std::string& requested, const CheckpointMeta& meta, C
   }
 }
 
-LoadedCheckpoint load_checkpoint(const std::string& path) {
-  Payload p = read_payload(path);
-  LoadedCheckpoint out{p.meta, build_model(p.meta.model)};
-  load_state(p, path, out.model, nullptr);
-  return out;
+LoadedCheckpoint load_checkpoint(const std::string& path, bool averaged) {
+  return load_checkpoint_payload(read_payload(path), path, averaged);
 }
 
 CheckpointMeta read_checkpoint_meta(const std::string& path) { return read_payload(path).meta; }
 
-LoadedCheckpoint load_checkpoint_bytes(const std::string& bytes, const std::string& what) {
-  Payload p = parse_payload(bytes, what);
-  LoadedCheckpoint out{p.meta, build_model(p.meta.model)};
-  load_state(p, what, out.model, nullptr);
-  return out;
+LoadedCheckpoint load_checkpoint_bytes(const std::string& bytes, const std::string& what, bool averaged) {
+  return load_checkpoint_payload(parse_payload(bytes, what), what, averaged);
 }
 
-CheckpointMeta load_checkpoint_into(const std::string& path, ConvNet& model, torch::optim::Optimizer* optimizer) {
+CheckpointMeta load_checkpoint_into(const std::string& path, ConvNet& model, torch::optim::Optimizer* optimizer,
+                                    ConvNet* ema) {
   Payload p = read_payload(path);
   const nlohmann::json want = model->options(), have = p.meta.model;
   for (const auto& [key, value] : want.items()) {
@@ -483,7 +531,7 @@ CheckpointMeta load_checkpoint_into(const std::string& path, ConvNet& model, tor
                                         key, have[key].dump(), value.dump()));
     }
   }
-  load_state(p, path, model, optimizer);
+  load_state(p, path, model, optimizer, ema);
   return p.meta;
 }
 

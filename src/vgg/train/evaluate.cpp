@@ -53,7 +53,8 @@ EvalResult evaluate(ConvNet& model, const Dataset& data, const PreprocessOptions
   r.confusion = torch::zeros({classes, classes}, torch::kInt64);
   const torch::Device device = parse_device(options.device());
   double loss_sum = 0.0;
-  int64_t correct = 0;
+  int64_t correct = 0, correct5 = 0;
+  r.has_top5 = classes > 5;
   const std::vector<TtaView> views = tta_views(options);
   auto classify = [&](const torch::Tensor& images, const TtaView& v) {
     torch::Tensor x = preprocess(translate(images, v.dy, v.dx), preprocess_options).to(device);
@@ -81,11 +82,13 @@ EvalResult evaluate(ConvNet& model, const Dataset& data, const PreprocessOptions
                     .item<double>();
     torch::Tensor pred = logits.argmax(1);
     correct += pred.eq(labels).sum().item<int64_t>();
+    if (r.has_top5) correct5 += std::get<1>(logits.topk(5, 1)).eq(labels.unsqueeze(1)).any(1).sum().item<int64_t>();
     r.confusion.view(-1).index_add_(0, labels * classes + pred, torch::ones_like(pred));
   }
   r.count = data.size();
   r.loss = r.count ? loss_sum / static_cast<double>(r.count) : 0.0;
   r.accuracy = r.count ? static_cast<double>(correct) / static_cast<double>(r.count) : 0.0;
+  r.top5_accuracy = r.count ? static_cast<double>(correct5) / static_cast<double>(r.count) : 0.0;
   model->train(was_training);
   return r;
 }

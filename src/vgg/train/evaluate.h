@@ -12,6 +12,10 @@ namespace vgg {
 struct EvalResult {
   double loss = 0.0;
   double accuracy = 0.0;
+  // The true class among the five highest scores; measured only when there
+  // are more than five classes (otherwise it is always 1).
+  double top5_accuracy = 0.0;
+  bool has_top5 = false;
   int64_t count = 0;
   torch::Tensor confusion;  // int64 [classes, classes]: row = true, column = predicted
 

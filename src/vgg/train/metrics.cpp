@@ -31,11 +31,21 @@ MetricsLog parse_metrics(const std::string& text, const std::string& path) {
     EpochRecord r;
     try {
       const auto j = parse_json_bounded(line, 8, line.size(), fmt::format("{} line {}", path, n));
+      if (j.is_object() && j.contains("final") && j.at("final").is_boolean() && j.at("final").get<bool>()) {
+        const double acc = j.at("test_accuracy").get<double>();
+        if (!(acc >= 0 && acc <= 1)) {
+          throw std::runtime_error(fmt::format("{} line {}: test_accuracy {} is not in 0..1", path, n, acc));
+        }
+        log.final_test_accuracy = acc;
+        continue;
+      }
       r.epoch = json_int(j, "epoch");
       r.train_loss = j.at("train_loss").get<double>();
       r.train_accuracy = j.at("train_accuracy").get<double>();
       if (j.contains("test_loss")) r.test_loss = j["test_loss"].get<double>();
       if (j.contains("test_accuracy")) r.test_accuracy = j["test_accuracy"].get<double>();
+      if (j.contains("val_loss")) r.val_loss = j["val_loss"].get<double>();
+      if (j.contains("val_accuracy")) r.val_accuracy = j["val_accuracy"].get<double>();
     } catch (const FileError& e) {
       throw std::runtime_error(fmt::format("{} line {}: {}", path, n, e.what()));
     } catch (const nlohmann::json::exception& e) {
@@ -51,11 +61,13 @@ MetricsLog parse_metrics(const std::string& text, const std::string& path) {
     }
     auto finite = [](double v) { return std::isfinite(v); };
     if (!finite(r.train_loss) || !finite(r.train_accuracy) || (r.test_loss && !finite(*r.test_loss)) ||
-        (r.test_accuracy && !finite(*r.test_accuracy))) {
+        (r.test_accuracy && !finite(*r.test_accuracy)) || (r.val_loss && !finite(*r.val_loss)) ||
+        (r.val_accuracy && !finite(*r.val_accuracy))) {
       throw std::runtime_error(fmt::format("{} line {}: a loss or accuracy is not a finite number", path, n));
     }
     if (log.epochs.empty() || r.epoch <= log.epochs.back().epoch) {
       log.epochs.clear();
+      log.final_test_accuracy.reset();
       ++log.runs;
     }
     log.epochs.push_back(r);

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include <nlohmann/json.hpp>
@@ -21,15 +22,47 @@ const char* to_string(Schedule s) {
     case Schedule::Step: return "step";
     case Schedule::Cosine: return "cosine";
     case Schedule::OneCycle: return "onecycle";
+    case Schedule::Plateau: return "plateau";
   }
   return "?";
 }
 
 Schedule parse_schedule(const std::string& name) {
-  for (Schedule s : {Schedule::Constant, Schedule::Step, Schedule::Cosine, Schedule::OneCycle}) {
+  for (Schedule s : {Schedule::Constant, Schedule::Step, Schedule::Cosine, Schedule::OneCycle, Schedule::Plateau}) {
     if (name == to_string(s)) return s;
   }
-  throw UsageError(fmt::format("--schedule: expected constant, step, cosine or onecycle, found '{}'", name));
+  throw UsageError(fmt::format("--schedule: expected constant, step, cosine, onecycle or plateau, found '{}'", name));
+}
+
+const char* to_string(OptimizerKind k) {
+  switch (k) {
+    case OptimizerKind::SGD: return "sgd";
+    case OptimizerKind::Adam: return "adam";
+    case OptimizerKind::AdamW: return "adamw";
+    case OptimizerKind::RMSprop: return "rmsprop";
+  }
+  return "?";
+}
+
+OptimizerKind parse_optimizer(const std::string& name) {
+  for (OptimizerKind k : {OptimizerKind::SGD, OptimizerKind::Adam, OptimizerKind::AdamW, OptimizerKind::RMSprop}) {
+    if (name == to_string(k)) return k;
+  }
+  throw UsageError(fmt::format("--optimizer: expected sgd, adam, adamw or rmsprop, found '{}'", name));
+}
+
+const char* to_string(Monitor m) { return m == Monitor::ValLoss ? "val_loss" : "val_acc"; }
+
+Monitor parse_monitor(const std::string& name) {
+  if (name == "val_loss") return Monitor::ValLoss;
+  if (name == "val_acc") return Monitor::ValAcc;
+  throw UsageError(fmt::format("--monitor: expected val_loss or val_acc, found '{}'", name));
+}
+
+bool improves(Monitor m, double value, double best, double min_delta) {
+  if (!std::isfinite(value)) return false;
+  if (std::isnan(best)) return true;  // nothing seen yet
+  return m == Monitor::ValLoss ? value < best - min_delta : value > best + min_delta;
 }
 
 const std::vector<TrainOptionField>& train_option_fields() {
@@ -40,12 +73,43 @@ const std::vector<TrainOptionField>& train_option_fields() {
       {"--batch-size", "batch_size", nullptr, true, true, [](O& o) -> TrainOptionRef { return &o.batch_size(); }},
       {"--eval-batch-size", "eval_batch_size", "evaluation batch size", false, true,
        [](O& o) -> TrainOptionRef { return &o.eval_batch_size(); }},
+      {"--optimizer", "optimizer", nullptr, true, false, [](O& o) -> TrainOptionRef { return &o.optimizer(); }},
       {"--lr", "lr", "peak learning rate", true, true, [](O& o) -> TrainOptionRef { return &o.lr(); }},
       {"--momentum", "momentum", nullptr, true, true, [](O& o) -> TrainOptionRef { return &o.momentum(); }},
       {"--nesterov", "nesterov", nullptr, true, true, [](O& o) -> TrainOptionRef { return &o.nesterov(); }},
       {"--weight-decay", "weight_decay", nullptr, true, true, [](O& o) -> TrainOptionRef { return &o.weight_decay(); }},
-      {"--schedule", "schedule", "lr schedule: constant, step, cosine or onecycle", true, true,
-       [](O& o) -> TrainOptionRef { return &o.schedule(); }},
+      {"--beta1", "beta1", "Adam/AdamW: decay of the gradient's running mean", true, false,
+       [](O& o) -> TrainOptionRef { return &o.beta1(); }},
+      {"--beta2", "beta2", "Adam/AdamW: decay of the squared gradient's running mean", true, false,
+       [](O& o) -> TrainOptionRef { return &o.beta2(); }},
+      {"--eps", "eps", "Adam/AdamW/RMSprop: added to the denominator", true, false,
+       [](O& o) -> TrainOptionRef { return &o.eps(); }},
+      {"--alpha", "alpha", "RMSprop: decay of the squared gradient's running mean", true, false,
+       [](O& o) -> TrainOptionRef { return &o.alpha(); }},
+      {"--schedule", "schedule", "lr schedule: constant, step, cosine, onecycle or plateau (ReduceLROnPlateau on --monitor)",
+       true, true, [](O& o) -> TrainOptionRef { return &o.schedule(); }},
+      {"--warmup-epochs", "warmup_epochs", "linear lr warm-up from lr/100 over N epochs, then the schedule", true,
+       false, [](O& o) -> TrainOptionRef { return &o.warmup_epochs(); }},
+      {"--plateau-factor", "plateau_factor", "plateau schedule: multiply the lr by this when --monitor stalls", false,
+       false, [](O& o) -> TrainOptionRef { return &o.plateau_factor(); }},
+      {"--plateau-patience", "plateau_patience",
+       "plateau schedule: evaluations without improvement before the lr drops", false, false,
+       [](O& o) -> TrainOptionRef { return &o.plateau_patience(); }},
+      {"--plateau-cooldown", "plateau_cooldown", "plateau schedule: evaluations to wait after a drop", false, false,
+       [](O& o) -> TrainOptionRef { return &o.plateau_cooldown(); }},
+      {"--min-lr", "min_lr", "plateau schedule: the lr never drops below this", false, false,
+       [](O& o) -> TrainOptionRef { return &o.min_lr(); }},
+      {"--monitor", "monitor", "what --save-best, --early-stopping and the plateau schedule watch: val_loss or val_acc",
+       false, false, [](O& o) -> TrainOptionRef { return &o.monitor(); }},
+      {"--min-delta", "min_delta", "the least change of --monitor that counts as an improvement", false, false,
+       [](O& o) -> TrainOptionRef { return &o.min_delta(); }},
+      {"--early-stopping", "early_stopping",
+       "stop after N evaluations without improvement of --monitor (0 = never; needs a validation set)", false, false,
+       [](O& o) -> TrainOptionRef { return &o.early_stopping(); }},
+      {"--ema", "ema",
+       "keep an exponential moving average of the weights with this decay (e.g. 0.999; 0 = off), evaluated and saved "
+       "alongside",
+       true, false, [](O& o) -> TrainOptionRef { return &o.ema(); }},
       {"--step-epochs", "step_epochs", "step schedule: epochs between decays", false, true,
        [](O& o) -> TrainOptionRef { return &o.step_epochs(); }},
       {"--gamma", "gamma", "step schedule: decay factor", false, true, [](O& o) -> TrainOptionRef { return &o.gamma(); }},
@@ -78,7 +142,7 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
     std::visit(
         [&](auto* v) {
           using T = std::remove_pointer_t<decltype(v)>;
-          if constexpr (std::is_same_v<T, Schedule>) {
+          if constexpr (std::is_enum_v<T>) {
             j[f.key] = to_string(*v);
           } else {
             j[f.key] = *v;
@@ -99,8 +163,8 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
             *v = json_int(j, f.key);
           } else if constexpr (std::is_same_v<T, uint64_t>) {
             *v = json_uint(j, f.key);
-          } else if constexpr (std::is_same_v<T, Schedule>) {
-            *v = parse_schedule(value.get<std::string>());
+          } else if constexpr (std::is_enum_v<T>) {
+            parse_into(value.get<std::string>(), *v);
           } else {
             *v = value.get<T>();
           }
@@ -119,7 +183,41 @@ void validate(const TrainOptions& o) {
   if (!(o.lr() > 0 && o.lr() <= 100)) fail("--lr", "a number in (0, 100]", fmt::format("{}", o.lr()));
   check_momentum(o.momentum());
   check_weight_decay(o.weight_decay());
+  const bool adam = o.optimizer() == OptimizerKind::Adam || o.optimizer() == OptimizerKind::AdamW;
+  if (adam && o.momentum() != 0) {
+    fail("--momentum", fmt::format("0 with --optimizer {} (its momentum is --beta1)", to_string(o.optimizer())),
+         fmt::format("{}", o.momentum()));
+  }
+  if (o.nesterov() && o.optimizer() != OptimizerKind::SGD) {
+    fail("--nesterov", "--optimizer sgd", fmt::format("--optimizer {}", to_string(o.optimizer())));
+  }
   if (o.nesterov() && o.momentum() == 0) fail("--nesterov", "a non-zero --momentum", "momentum 0");
+  if (!(o.beta1() >= 0 && o.beta1() < 1)) fail("--beta1", "0 <= beta1 < 1", fmt::format("{}", o.beta1()));
+  if (!(o.beta2() >= 0 && o.beta2() < 1)) fail("--beta2", "0 <= beta2 < 1", fmt::format("{}", o.beta2()));
+  if (!(o.eps() > 0 && o.eps() <= 1)) fail("--eps", "0 < eps <= 1", fmt::format("{}", o.eps()));
+  if (!(o.alpha() >= 0 && o.alpha() < 1)) fail("--alpha", "0 <= alpha < 1", fmt::format("{}", o.alpha()));
+  if (o.warmup_epochs() < 0 || o.warmup_epochs() >= o.epochs()) {
+    fail("--warmup-epochs", fmt::format("0..{} (fewer than --epochs)", o.epochs() - 1), std::to_string(o.warmup_epochs()));
+  }
+  if (!(o.plateau_factor() > 0 && o.plateau_factor() < 1)) {
+    fail("--plateau-factor", "0 < factor < 1", fmt::format("{}", o.plateau_factor()));
+  }
+  if (o.plateau_patience() < 0 || o.plateau_patience() > 100000) {
+    fail("--plateau-patience", "0..100000 evaluations", std::to_string(o.plateau_patience()));
+  }
+  if (o.plateau_cooldown() < 0 || o.plateau_cooldown() > 100000) {
+    fail("--plateau-cooldown", "0..100000 evaluations", std::to_string(o.plateau_cooldown()));
+  }
+  if (!(o.min_lr() >= 0 && o.min_lr() <= o.lr())) {
+    fail("--min-lr", fmt::format("0..--lr ({})", o.lr()), fmt::format("{}", o.min_lr()));
+  }
+  if (!(o.min_delta() >= 0 && o.min_delta() <= 1e6)) fail("--min-delta", "0..1e6", fmt::format("{}", o.min_delta()));
+  if (o.early_stopping() < 0 || o.early_stopping() > 100000) {
+    fail("--early-stopping", "0..100000 evaluations (0 = off)", std::to_string(o.early_stopping()));
+  }
+  if (!(o.ema() == 0 || (o.ema() > 0 && o.ema() < 1))) {
+    fail("--ema", "a decay 0 < d < 1 (e.g. 0.999), or 0 for none", fmt::format("{}", o.ema()));
+  }
   if (o.step_epochs() < 1) fail("--step-epochs", "a positive number", std::to_string(o.step_epochs()));
   if (!(o.gamma() > 0 && o.gamma() <= 1)) fail("--gamma", "0 < gamma <= 1", fmt::format("{}", o.gamma()));
   if (!(o.label_smoothing() >= 0 && o.label_smoothing() < 1)) {
@@ -137,11 +235,22 @@ void validate(const TrainOptions& o) {
   check_precision(o.precision());
 }
 
-double scheduled_lr(const TrainOptions& o, int64_t step, int64_t total_steps, int64_t steps_per_epoch) {
+double scheduled_lr(const TrainOptions& o, int64_t step, int64_t total_steps, int64_t steps_per_epoch,
+                    double plateau_scale) {
   const double pi = 3.14159265358979323846;
   const double base = o.lr();
+  // Warm-up as torchvision's reference script: linear from lr/100 to lr
+  // (LinearLR with start factor 0.01), then the schedule starts afresh.
+  const int64_t warm_steps = std::min(o.warmup_epochs() * steps_per_epoch, total_steps);
+  if (step < warm_steps) {
+    const double t = static_cast<double>(step) / static_cast<double>(warm_steps);
+    return base * (0.01 + 0.99 * t);
+  }
+  step -= warm_steps;
+  total_steps = std::max<int64_t>(1, total_steps - warm_steps);
   switch (o.schedule()) {
     case Schedule::Constant: return base;
+    case Schedule::Plateau: return std::max(o.min_lr(), base * plateau_scale);
     case Schedule::Step:
       return base * std::pow(o.gamma(), static_cast<double>(step / steps_per_epoch / o.step_epochs()));
     case Schedule::Cosine:

@@ -15,11 +15,34 @@ namespace vgg {
 
 // Learning-rate schedules, per step: constant; step (times gamma every
 // step_epochs epochs); cosine (to 0); onecycle (as PyTorch's OneCycleLR: 30%
-// cosine warm-up from lr/25, cosine down to lr/25e4).
-enum class Schedule { Constant, Step, Cosine, OneCycle };
+// cosine warm-up from lr/25, cosine down to lr/25e4); plateau (constant,
+// times plateau_factor whenever the monitored value stops improving, as
+// PyTorch's ReduceLROnPlateau). Any of them may start with warmup_epochs of
+// linear warm-up from lr/100, after which it runs over the remaining epochs.
+enum class Schedule { Constant, Step, Cosine, OneCycle, Plateau };
 const char* to_string(Schedule s);
 // Throws UsageError naming --schedule and listing the valid names.
 Schedule parse_schedule(const std::string& name);
+
+// The update rule, each as torch.optim computes it: SGD (momentum,
+// nesterov), Adam and AdamW (beta1, beta2, eps; AdamW's weight decay is
+// decoupled), RMSprop (alpha, eps, momentum).
+enum class OptimizerKind { SGD, Adam, AdamW, RMSprop };
+const char* to_string(OptimizerKind k);
+OptimizerKind parse_optimizer(const std::string& name);  // UsageError naming --optimizer
+
+// What model selection watches: the validation loss (lower is better, as
+// Keras's default) or accuracy (higher is better).
+enum class Monitor { ValLoss, ValAcc };
+const char* to_string(Monitor m);
+Monitor parse_monitor(const std::string& name);  // UsageError naming --monitor
+// True when `value` improves on `best` by more than min_delta.
+bool improves(Monitor m, double value, double best, double min_delta);
+
+// The enums above from their names, for code generic over the option table.
+inline void parse_into(const std::string& name, Schedule& v) { v = parse_schedule(name); }
+inline void parse_into(const std::string& name, OptimizerKind& v) { v = parse_optimizer(name); }
+inline void parse_into(const std::string& name, Monitor& v) { v = parse_monitor(name); }
 
 // TrainOptions::freeze for "--freeze features".
 constexpr int64_t kFreezeFeatures = -1;
@@ -29,14 +52,44 @@ struct TrainOptions {
   TORCH_ARG(int64_t, batch_size) = 128;
   TORCH_ARG(int64_t, eval_batch_size) = 256;
   // SGD, as in the notebook (lr 0.05, no momentum by default).
+  TORCH_ARG(OptimizerKind, optimizer) = OptimizerKind::SGD;
   TORCH_ARG(double, lr) = 0.05;
+  // SGD's and RMSprop's momentum.
   TORCH_ARG(double, momentum) = 0.0;
   TORCH_ARG(bool, nesterov) = false;
+  // L2 penalty added to the gradient; AdamW decays the weights directly.
   TORCH_ARG(double, weight_decay) = 0.0;
+  // Adam/AdamW: decay rates of the gradient's first and second moments.
+  TORCH_ARG(double, beta1) = 0.9;
+  TORCH_ARG(double, beta2) = 0.999;
+  // Adam/AdamW/RMSprop: added to the denominator (torch.optim's defaults
+  // differ: 1e-8 for Adam, AdamW and RMSprop alike).
+  TORCH_ARG(double, eps) = 1e-8;
+  // RMSprop: decay rate of the squared-gradient average.
+  TORCH_ARG(double, alpha) = 0.99;
   TORCH_ARG(Schedule, schedule) = Schedule::Constant;
   // For "step": multiply by gamma every step_epochs epochs.
   TORCH_ARG(int64_t, step_epochs) = 3;
   TORCH_ARG(double, gamma) = 0.1;
+  // Linear warm-up from lr/100 over this many epochs before the schedule.
+  TORCH_ARG(int64_t, warmup_epochs) = 0;
+  // For "plateau": multiply the lr by plateau_factor after
+  // plateau_patience evaluations without improvement of `monitor`, then
+  // wait plateau_cooldown evaluations; never below min_lr.
+  TORCH_ARG(double, plateau_factor) = 0.1;
+  TORCH_ARG(int64_t, plateau_patience) = 2;
+  TORCH_ARG(int64_t, plateau_cooldown) = 0;
+  TORCH_ARG(double, min_lr) = 0.0;
+  // Model selection (best checkpoint, early stopping, plateau): the value
+  // watched on the validation set, and the least change that counts as
+  // an improvement.
+  TORCH_ARG(Monitor, monitor) = Monitor::ValLoss;
+  TORCH_ARG(double, min_delta) = 0.0;
+  // Stop after this many evaluations without improvement (0 = never).
+  TORCH_ARG(int64_t, early_stopping) = 0;
+  // Exponential moving average of the weights (and batch-norm statistics),
+  // updated after every step with this decay (0 = off); see ema.h.
+  TORCH_ARG(double, ema) = 0.0;
   TORCH_ARG(double, label_smoothing) = 0.0;
   // Gradient-norm clipping before each update: the global L2 norm of all
   // gradients is scaled down to at most this (0 = off), as PyTorch's
@@ -81,7 +134,8 @@ struct EpochTotals {
 // checkpoints and, where `vgg train` registers the flag from this table,
 // its help. JSON, validation messages, the flags and the presets' base all
 // read it, so a new setting is one field above and one row here.
-using TrainOptionRef = std::variant<int64_t*, uint64_t*, double*, bool*, std::string*, Schedule*>;
+using TrainOptionRef =
+    std::variant<int64_t*, uint64_t*, double*, bool*, std::string*, Schedule*, OptimizerKind*, Monitor*>;
 struct TrainOptionField {
   const char* flag;  // "--lr"
   const char* key;   // in checkpoints; nullptr when not stored (the device)
@@ -98,7 +152,10 @@ void from_json(const nlohmann::json& j, TrainOptions& o);
 // Throws UsageError naming the flag of the first value out of range.
 void validate(const TrainOptions& o);
 
-// Learning rate at global step `step` of `total_steps` (0-based).
-double scheduled_lr(const TrainOptions& o, int64_t step, int64_t total_steps, int64_t steps_per_epoch);
+// Learning rate at global step `step` of `total_steps` (0-based): the
+// warm-up, then the schedule over the steps after it. `plateau_scale` is
+// what Schedule::Plateau has multiplied the lr by so far (PlateauState).
+double scheduled_lr(const TrainOptions& o, int64_t step, int64_t total_steps, int64_t steps_per_epoch,
+                    double plateau_scale = 1.0);
 
 }  // namespace vgg

@@ -13,6 +13,8 @@
 #include "vgg/sys.h"
 #include "vgg/train/precision.h"
 
+#include <nlohmann/json.hpp>
+
 namespace vgg {
 
 SessionOptions resume_configuration(SessionOptions o, const std::function<bool(const std::string&)>& given) {
@@ -35,7 +37,22 @@ SessionOptions resume_configuration(SessionOptions o, const std::function<bool(c
   }
   const TrainOptions flags = o.train();
   TrainOptions train = meta.train;
+  // The recipe is the checkpoint's too: a flag that would change it is
+  // refused rather than silently ignored.
+  const nlohmann::json was = meta.train, asked = flags;
+  for (const auto& f : train_option_fields()) {
+    const std::string flag = f.flag;
+    if (f.key == nullptr || !given(flag) || !was.contains(f.key) || was[f.key] == asked[f.key]) continue;
+    if (flag == "--epochs" || flag == "--micro-batch" || flag == "--recompute" || flag == "--flip-tta" ||
+        flag == "--shift-tta" || flag == "--eval-batch-size" || flag == "--memory-budget") {
+      continue;
+    }
+    throw UsageError(fmt::format("{}: {} was trained with {} = {}, not {}; a resumed run continues its recipe (drop the "
+                                 "flag, or start a new run)",
+                                 flag, path, f.key, was[f.key].dump(), asked[f.key].dump()));
+  }
   if (given("--epochs")) train.epochs(flags.epochs());
+  if (given("--eval-batch-size")) train.eval_batch_size(flags.eval_batch_size());
   // The device, memory settings and test-time views change how a step or an
   // evaluation runs, not what training computes.
   train.device(flags.device());
@@ -65,6 +82,22 @@ SessionOptions resume_configuration(SessionOptions o, const std::function<bool(c
   return o;
 }
 
+bool selects_models(const SessionOptions& o) {
+  const TrainOptions& t = o.train();
+  return !o.save_best().empty() || t.early_stopping() > 0 || t.schedule() == Schedule::Plateau;
+}
+
+namespace {
+
+// The flag that asked for model selection, for messages.
+std::string selection_flag(const SessionOptions& o) {
+  if (o.train().early_stopping() > 0) return "--early-stopping";
+  if (!o.save_best().empty()) return "--save-best";
+  return "--schedule";
+}
+
+}  // namespace
+
 void validate_session(SessionOptions& o) {
   if (o.auto_batch() && o.train().memory_budget() == 0) {
     throw UsageError("--batch-size: auto needs --memory-budget (the largest batch that fits the budget)");
@@ -90,6 +123,15 @@ void validate_session(SessionOptions& o) {
   if (o.eval_every() < 0) throw UsageError(fmt::format("--eval-every: expected >= 0, found {}", o.eval_every()));
   if (o.max_steps() < 0) throw UsageError(fmt::format("--max-steps: expected >= 0, found {}", o.max_steps()));
   if (!o.save().empty()) check_writable(o.save(), "--save");
+  if (!o.save_best().empty()) {
+    check_writable(o.save_best(), "--save-best");
+    if (o.save_best() == o.save()) {
+      throw UsageError(fmt::format("--save-best: {} is also the --save path; give the best epoch its own file", o.save()));
+    }
+  }
+  if (selects_models(o) && o.eval_every() == 0) {
+    throw UsageError(fmt::format("{}: needs an evaluation every epoch or every N (--eval-every N, not 0)", selection_flag(o)));
+  }
   struct stat st {};
   if (::stat(o.data().dir().c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     throw UsageError(fmt::format("--data: {} is not a directory", o.data().dir()));
@@ -186,6 +228,11 @@ TrainingSession::TrainingSession(SessionOptions options) : options_(std::move(op
     train_ = train_.subset(keep);
   }
   test_ = source.load(Split::Test, LoadOptions(load).limit(d.limit_test()));
+  if (selects_models(o) && val_.size() == 0) {
+    throw UsageError(fmt::format("{}: needs a validation set (--val-split N, or a val/ folder in {}); choosing epochs "
+                                 "on the test set would bias the accuracy it reports",
+                                 selection_flag(o), d.dir()));
+  }
   if (const std::vector<std::string> skipped = source.skipped(); !skipped.empty()) {
     data_notes_.push_back(fmt::format("skipped {} unreadable file{} (--skip-bad-images): {}{}", skipped.size(),
                                       skipped.size() == 1 ? "" : "s",
@@ -252,9 +299,10 @@ double TrainingSession::elapsed() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
 }
 
-void TrainingSession::save() {
+void TrainingSession::save(const std::string& to) {
   const bool rank0 = !group_ || group_->rank() == 0;
-  if (options_.save().empty() || !rank0 || !trainer_) return;
+  const std::string& path = to.empty() ? options_.save() : to;
+  if (path.empty() || !rank0 || !trainer_) return;
   const SessionOptions& o = options_;
   CheckpointMeta meta{o.model(), o.preprocess(), o.train(), trainer_->epochs_done()};
   const Trainer::Position pos = trainer_->position();
@@ -265,7 +313,105 @@ void TrainingSession::save() {
   meta.class_names = train_.class_names;
   meta.data_image_size = train_.height();
   meta.data = {o.data().dir(), o.data().limit_train(), o.data().limit_test(), o.data().val_split(), train_.size(), train_crc_};
-  save_checkpoint(o.save(), meta, trainer_->model(), &trainer_->optimizer());
+  meta.selection = selection_;
+  WeightAverage* ema = trainer_->ema();
+  meta.ema_updates = ema != nullptr ? ema->updates() : 0;
+  save_checkpoint(path, meta, trainer_->model(), &trainer_->optimizer(), ema != nullptr ? &ema->model() : nullptr);
+}
+
+double TrainingSession::monitored(const EpochStats& s) const {
+  const EvalResult& r = s.ema_eval.count > 0 ? s.ema_eval : s.eval;
+  return options_.train().monitor() == Monitor::ValLoss ? r.loss : r.accuracy;
+}
+
+bool TrainingSession::select(const EpochStats& s, const std::function<void(const std::string&)>& note) {
+  const TrainOptions& t = options_.train();
+  SelectionState& sel = selection_;
+  const double value = monitored(s);
+  const bool improved = improves(t.monitor(), value, sel.best, t.min_delta());
+  if (improved) {
+    sel.best = value;
+    sel.best_epoch = s.epoch;
+    sel.since_best = 0;
+    sel.plateau_bad = 0;
+  } else {
+    ++sel.since_best;
+    ++sel.plateau_bad;
+  }
+  if (t.schedule() == Schedule::Plateau) {
+    // As ReduceLROnPlateau: bad evaluations during a cooldown do not count.
+    if (sel.cooldown_left > 0) {
+      --sel.cooldown_left;
+      sel.plateau_bad = 0;
+    }
+    if (sel.plateau_bad > t.plateau_patience()) {
+      const double floor = t.min_lr() / t.lr();
+      const double scale = std::max(floor, sel.lr_scale * t.plateau_factor());
+      if (scale < sel.lr_scale) {
+        sel.lr_scale = scale;
+        note(fmt::format("plateau: {} has not improved for {} evaluations; lr now {:.4g}", to_string(t.monitor()),
+                         sel.plateau_bad, t.lr() * scale));
+      }
+      sel.cooldown_left = t.plateau_cooldown();
+      sel.plateau_bad = 0;
+    }
+    trainer_->set_lr_scale(sel.lr_scale);
+  }
+  if (t.early_stopping() > 0 && sel.since_best >= t.early_stopping()) sel.stopped_early = true;
+  return improved;
+}
+
+void TrainingSession::test_at_end() {
+  if (test_.size() == 0) return;
+  const SessionOptions& o = options_;
+  tested_epoch_ = 0;
+  ConvNet* model = &trainer_->model();
+  ConvNet best{nullptr}, best_ema{nullptr};
+  if (!o.save_best().empty() && selection_.best_epoch > 0) {
+    // The best epoch's weights, as its checkpoint holds them (every rank
+    // reads the file once rank 0 has written it).
+    if (group_) {
+      torch::Tensor barrier = torch::zeros({1}, torch::kFloat64);
+      group_->allreduce_sum(barrier);
+    }
+    best = build_model(o.model());
+    WeightAverage* ema = trainer_->ema();
+    if (ema != nullptr) best_ema = build_model(o.model());
+    load_checkpoint_into(o.save_best(), best, nullptr, ema != nullptr ? &best_ema : nullptr);
+    const torch::Device device = parse_device(o.train().device());
+    for (ConvNet* m : {&best, &best_ema}) {
+      if (!*m) continue;
+      (*m)->to(device);
+      if (o.train().channels_last()) to_channels_last(**m);
+    }
+    model = &best;
+    tested_epoch_ = selection_.best_epoch;
+  }
+  WeightAverage* ema = trainer_->ema();
+  if (ema != nullptr) {
+    last_test_ = trainer_->evaluate_on(best_ema ? best_ema : ema->model(), test_);
+    last_test_trained_ = trainer_->evaluate_on(*model, test_);
+  } else {
+    last_test_ = trainer_->evaluate_on(*model, test_);
+  }
+}
+
+Trainer& TrainingSession::build_trainer(const std::function<void(const std::string&)>& note) {
+  const SessionOptions& o = options_;
+  torch::manual_seed(o.train().seed());
+  ConvNet net = build_model(o.model());
+  if (pretrained_) {
+    const ImportReport r = import_state_dict(net, pretrained_->tensors, o.init_from(), reset_head_);
+    if (note) {
+      note(fmt::format("initialised from {}: {}", o.init_from(), pretrained_->recognised.description));
+      for (const std::string& n : r.notes) note("  " + n);
+    }
+    pretrained_.reset();  // the model holds the weights now
+  }
+  trainer_ = std::make_unique<Trainer>(net, o.train(), o.preprocess());
+  trainer_->set_max_steps(o.max_steps());
+  trainer_->set_loader(LoaderOptions().workers(o.data().source().workers()));
+  return *trainer_;
 }
 
 TrainingSession::Outcome TrainingSession::run(const Events& events, const std::atomic<bool>* stop) {
@@ -273,17 +419,7 @@ TrainingSession::Outcome TrainingSession::run(const Events& events, const std::a
   auto note = [&](const std::string& text) {
     if (events.note) events.note(text);
   };
-  torch::manual_seed(o.train().seed());
-  ConvNet net = build_model(o.model());
-  if (pretrained_) {
-    const ImportReport r = import_state_dict(net, pretrained_->tensors, o.init_from(), reset_head_);
-    note(fmt::format("initialised from {}: {}", o.init_from(), pretrained_->recognised.description));
-    for (const std::string& n : r.notes) note("  " + n);
-    pretrained_.reset();  // the model holds the weights now
-  }
-  trainer_ = std::make_unique<Trainer>(net, o.train(), o.preprocess());
-  trainer_->set_max_steps(o.max_steps());
-  trainer_->set_loader(LoaderOptions().workers(o.data().source().workers()));
+  build_trainer(note);
   if (o.dist()) {
     group_ = std::make_unique<ProcessGroup>(*o.dist());
     sync_ = std::make_unique<GradientSync>(*group_, *trainer_->model());
@@ -293,13 +429,18 @@ TrainingSession::Outcome TrainingSession::run(const Events& events, const std::a
                      o.train().batch_size(), o.train().batch_size() * d.world_size));
   }
   if (!o.resume().empty()) {
-    const CheckpointMeta meta = load_checkpoint_into(o.resume(), trainer_->model(), &trainer_->optimizer());
+    WeightAverage* ema = trainer_->ema();
+    const CheckpointMeta meta = load_checkpoint_into(o.resume(), trainer_->model(), &trainer_->optimizer(),
+                                                     ema != nullptr ? &ema->model() : nullptr);
+    if (ema != nullptr) ema->set_updates(meta.ema_updates);
+    selection_ = meta.selection;
+    trainer_->set_lr_scale(selection_.lr_scale);
     trainer_->set_epochs_done(meta.epochs_done);
     trainer_->set_position({meta.step_in_epoch, meta.augment_rng, meta.global_rng, meta.running});
     note(meta.step_in_epoch > 0
              ? fmt::format("resumed from {} at step {} of epoch {}", o.resume(), meta.step_in_epoch, meta.epochs_done + 1)
              : fmt::format("resumed from {} after epoch {}", o.resume(), meta.epochs_done));
-    if (meta.epochs_done >= o.train().epochs()) return Outcome::NothingToDo;
+    if (meta.epochs_done >= o.train().epochs() || selection_.stopped_early) return Outcome::NothingToDo;
   }
   if (sync_) {
     sync_->broadcast_state();  // after any resume, so every rank starts from rank 0's state
@@ -335,20 +476,28 @@ TrainingSession::Outcome TrainingSession::run(const Events& events, const std::a
       save();
       return Outcome::Interrupted;
     }
+    const bool improved = s.eval.count > 0 && has_validation() && select(s, note);
     if (events.epoch) events.epoch(s);
-    if (s.eval.count > 0 && !has_validation()) last_test_ = s.eval;
+    if (s.eval.count > 0 && !has_validation()) {
+      last_test_ = s.ema_eval.count > 0 ? s.ema_eval : s.eval;
+      last_test_trained_ = s.eval;
+    }
     save();
+    if (improved && !o.save_best().empty()) save(o.save_best());
     // A stop that arrived during the epoch's evaluation: the epoch is
     // complete and recorded.
     if (stopping || (stop != nullptr && stop->load())) return Outcome::InterruptedAfterEpoch;
+    if (selection_.stopped_early) {
+      note(fmt::format("early stopping: {} has not improved for {} evaluations (best {:.4f} at epoch {})",
+                       to_string(o.train().monitor()), selection_.since_best, selection_.best, selection_.best_epoch));
+      break;
+    }
   }
   seconds_ = elapsed();
-  if (has_validation() && test_.size() > 0) {
-    // Model selection looked at validation only; the test set is measured
-    // once, at the end.
-    last_test_ = evaluate(trainer_->model(), test_, o.preprocess(), trainer_->eval_options());
-  }
-  return Outcome::Finished;
+  // Model selection looked at validation only; the test set is measured
+  // once, at the end.
+  if (has_validation()) test_at_end();
+  return selection_.stopped_early ? Outcome::EarlyStopped : Outcome::Finished;
 }
 
 }  // namespace vgg

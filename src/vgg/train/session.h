@@ -53,6 +53,10 @@ struct SessionOptions {
   // ("" = none); the checkpoint to continue from ("" = a new run).
   TORCH_ARG(std::string, save);
   TORCH_ARG(std::string, resume);
+  // Also written (atomically) whenever the monitored validation value
+  // improves: the best epoch's checkpoint ("" = none). The test set is
+  // then measured once, at the end, on these weights.
+  TORCH_ARG(std::string, save_best);
   // Weights to start a new run from (a PyTorch state_dict or a vgg
   // checkpoint, read by vgg/train/pretrained.h); "" = initialised afresh.
   // Its preprocessing is used unless --mean/--std were given.
@@ -81,9 +85,14 @@ struct SessionOptions {
 // With options.resume(): the checkpoint's configuration, which the run
 // continues. `given` tells which flags the user set: those may extend the
 // run (--epochs) or change how a step runs (--device, --micro-batch,
-// --recompute, test-time augmentation), never the architecture (UsageError)
-// and not the data unless allow_data_change. Without resume: `options`.
+// --recompute, test-time augmentation), never the architecture or the
+// recipe (UsageError naming the flag) and not the data unless
+// allow_data_change. Without resume: `options`.
 SessionOptions resume_configuration(SessionOptions options, const std::function<bool(const std::string&)>& given);
+
+// Whether the run selects models on validation data: --save-best,
+// --early-stopping or the plateau schedule (each needs a validation set).
+bool selects_models(const SessionOptions& o);
 
 // Every check that needs no data, each a UsageError naming its flag; also
 // resolves "auto" precision and puts the model's and preprocessing's image
@@ -124,7 +133,8 @@ class TrainingSession {
   };
   enum class Outcome {
     Finished,     // all epochs done
-    NothingToDo,  // the resumed checkpoint already had them
+    EarlyStopped,  // --early-stopping: the monitored value stopped improving (saved)
+    NothingToDo,  // the resumed checkpoint already had them, or had stopped early
     StepLimit,    // max_steps reached inside an epoch (saved)
     Interrupted,  // *stop during an epoch (saved, resumable at that step)
     InterruptedAfterEpoch,  // *stop during the epoch's evaluation: recorded and saved
@@ -132,21 +142,35 @@ class TrainingSession {
   // Builds the model (seeded), resumes, trains. Throws std::runtime_error
   // when the loss diverges (the last good checkpoint stays).
   Outcome run(const Events& events, const std::atomic<bool>* stop = nullptr);
+  // What run() starts with: the model, built seeded from train.seed (with
+  // --init-from's weights when given; `note` hears about them), and its
+  // trainer. Called alone by what trains without the epoch loop (vgg
+  // lr-find); once per session, as the pretrained weights move into the model.
+  Trainer& build_trainer(const std::function<void(const std::string&)>& note = {});
 
   // After run(): the trainer, the last epoch's (or partial epoch's) stats,
   // the last test evaluation (with a validation split: the test set once,
-  // after the last epoch), and the whole run's seconds.
+  // at the end, of the best epoch's weights when there is a --save-best
+  // checkpoint, else of the last; with --ema, of the averaged weights, the
+  // trained ones in last_test_trained()), and the whole run's seconds.
   Trainer& trainer() { return *trainer_; }
   const EpochStats& last_epoch() const { return last_epoch_; }
   const EvalResult& last_test() const { return last_test_; }
+  const EvalResult& last_test_trained() const { return last_test_trained_; }
+  // Which epoch's weights last_test() measured (0: the last epoch's).
+  int64_t tested_epoch() const { return tested_epoch_; }
+  // Model selection so far; during events.epoch, including that epoch.
+  const SelectionState& selection() const { return selection_; }
+  // The value model selection watches in `s` (the averaged weights' with --ema).
+  double monitored(const EpochStats& s) const;
   bool data_parallel() const { return sync_ != nullptr; }
   double seconds() const { return seconds_; }
   // Seconds since run() started training (for per-step logs).
   double elapsed() const;
 
   // Writes the trainer's state to options().save() (rank 0; no-op without
-  // a path).
-  void save();
+  // a path), or to `path` when given.
+  void save(const std::string& path = "");
 
  private:
   SessionOptions options_;
@@ -161,7 +185,13 @@ class TrainingSession {
   std::unique_ptr<ProcessGroup> group_;
   std::unique_ptr<GradientSync> sync_;
   EpochStats last_epoch_;
-  EvalResult last_test_;
+  EvalResult last_test_, last_test_trained_;
+  int64_t tested_epoch_ = 0;
+  SelectionState selection_;
+  // After an evaluation: updates selection_ and the plateau schedule;
+  // returns true when the monitored value improved.
+  bool select(const EpochStats& s, const std::function<void(const std::string&)>& note);
+  void test_at_end();
   double seconds_ = 0;
   std::chrono::steady_clock::time_point started_;
 };

@@ -18,10 +18,12 @@ nlohmann::json to_json(const EpochStats& s) {
                       {"peak_rss_bytes", s.peak_rss}, {"steps", s.steps}};
   if (s.allreduce_wait_seconds > 0) j["allreduce_wait_seconds"] = s.allreduce_wait_seconds;
   if (s.data_wait_seconds > 0) j["data_wait_seconds"] = s.data_wait_seconds;
-  if (s.eval.count > 0) {
-    const std::string split = to_string(s.eval_split);
-    j[split + "_loss"] = s.eval.loss;
-    j[split + "_accuracy"] = s.eval.accuracy;
+  const std::string split = to_string(s.eval_split);
+  for (const auto& [prefix, r] : {std::pair<std::string, const EvalResult*>{"", &s.eval}, {"ema_", &s.ema_eval}}) {
+    if (r->count == 0) continue;
+    j[prefix + split + "_loss"] = r->loss;
+    j[prefix + split + "_accuracy"] = r->accuracy;
+    if (r->has_top5) j[prefix + split + "_top5_accuracy"] = r->top5_accuracy;
   }
   return j;
 }
@@ -39,6 +41,7 @@ Trainer::Trainer(ConvNet model, TrainOptions train, PreprocessOptions preprocess
   // Frozen blocks get no gradients, so the optimizer never sees them.
   model_->freeze(train_.freeze());
   optimizer_ = make_optimizer(trainable_parameters(*model_), train_);
+  if (train_.ema() > 0) ema_ = std::make_unique<WeightAverage>(model_, train_.ema());
 }
 
 StepResult Trainer::train_step(const Batch& batch, double lr) {
@@ -149,7 +152,7 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
       stopped = true;
       break;
     }
-    const double lr = scheduled_lr(train_, epochs_done_ * steps + i, total_steps, steps);
+    const double lr = scheduled_lr(train_, epochs_done_ * steps + i, total_steps, steps, lr_scale_);
     const double waited = loader.wait_seconds();
     BatchLoader::Item item = loader.next();
     const double data_wait = loader.wait_seconds() - waited;
@@ -165,6 +168,11 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
         break;
       }
       continue;
+    }
+    if (ema_) {
+      // As torchvision: the average restarts once the warm-up is over.
+      if (epochs_done_ < train_.warmup_epochs()) ema_->reset();
+      ema_->update(model_);
     }
     const int64_t n = b.y.size(0);
     loss_sum += loss * static_cast<double>(n);
@@ -203,23 +211,28 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset* test,
   if (!stopped) ++epochs_done_;  // an interrupted epoch does not count
   if (sync_ != nullptr) sync_->broadcast_buffers();
   if (test != nullptr && !stopped) {
-    const EvalOptions eval = eval_options();
-    if (group_ != nullptr) {
-      torch::Tensor mine = shard_indices(test->size(), group_->world_size(), group_->rank(), false, 0, 0, false);
-      s.eval = evaluate(model_, test->subset(mine), preprocess_, eval);
-      torch::Tensor loss_total = torch::tensor({s.eval.loss * static_cast<double>(s.eval.count)}, torch::kFloat64);
-      group_->allreduce_sum(loss_total);
-      group_->allreduce_sum(s.eval.confusion);
-      s.eval.count = test->size();
-      s.eval.loss = loss_total.item<double>() / static_cast<double>(s.eval.count);
-      s.eval.accuracy = static_cast<double>(s.eval.confusion.diagonal().sum().item<int64_t>()) /
-                        static_cast<double>(s.eval.count);
-    } else {
-      s.eval = evaluate(model_, *test, preprocess_, eval);
-    }
+    s.eval = evaluate_on(model_, *test);
+    if (ema_) s.ema_eval = evaluate_on(ema_->model(), *test);
   }
   s.peak_rss = peak_rss_bytes();
   return s;
+}
+
+EvalResult Trainer::evaluate_on(ConvNet& model, const Dataset& data) {
+  const EvalOptions eval = eval_options();
+  if (group_ == nullptr) return evaluate(model, data, preprocess_, eval);
+  torch::Tensor mine = shard_indices(data.size(), group_->world_size(), group_->rank(), false, 0, 0, false);
+  EvalResult r = evaluate(model, data.subset(mine), preprocess_, eval);
+  const double share = static_cast<double>(r.count);
+  torch::Tensor sums = torch::tensor({r.loss * share, r.top5_accuracy * share}, torch::kFloat64);
+  group_->allreduce_sum(sums);
+  group_->allreduce_sum(r.confusion);
+  r.count = data.size();
+  const auto n = static_cast<double>(r.count);
+  r.loss = sums[0].item<double>() / n;
+  r.top5_accuracy = std::round(sums[1].item<double>()) / n;
+  r.accuracy = static_cast<double>(r.confusion.diagonal().sum().item<int64_t>()) / n;
+  return r;
 }
 
 }  // namespace vgg

@@ -10,6 +10,7 @@
 #include "vgg/data/batch.h"
 #include "vgg/data/loader.h"
 #include "vgg/models/model.h"
+#include "vgg/train/ema.h"
 #include "vgg/train/evaluate.h"
 #include "vgg/train/options.h"
 #include "vgg/train/step.h"
@@ -31,6 +32,7 @@ struct EpochStats {
   double train_loss = 0, train_accuracy = 0, lr = 0;
   double seconds = 0, images_per_sec = 0;
   EvalResult eval;    // count == 0 when there was no evaluation this epoch
+  EvalResult ema_eval;  // the same for the averaged weights (--ema)
   Split eval_split = Split::Test;  // what `eval` was measured on (set by the caller)
   double data_wait_seconds = 0;    // training steps waiting for decoded batches
   int64_t peak_rss = 0;
@@ -47,6 +49,10 @@ class Trainer {
 
   ConvNet& model() { return model_; }
   torch::optim::Optimizer& optimizer() { return *optimizer_; }
+  // The moving average of the weights (nullptr without train.ema).
+  WeightAverage* ema() { return ema_.get(); }
+  // What the plateau schedule multiplies the lr by (1 otherwise).
+  void set_lr_scale(double s) { lr_scale_ = s; }
   const TrainOptions& options() const { return train_; }
   const PreprocessOptions& preprocess() const { return preprocess_; }
 
@@ -87,9 +93,13 @@ class Trainer {
   const LoaderOptions& loader() const { return loader_; }
   // The evaluation options this trainer's training options imply.
   EvalOptions eval_options() const;
+  // `model` (this trainer's, its average, or one like it) on `data` with
+  // those options, sharded over the ranks in data-parallel mode.
+  EvalResult evaluate_on(ConvNet& model, const Dataset& data);
 
-  // Trains one epoch over `train` and evaluates on `eval` (if non-null;
-  // the caller labels the result's eval_split). Returns early (with partial
+  // Trains one epoch over `train` (updating the weight average after every
+  // step) and evaluates on `eval` (if non-null; the caller labels the
+  // result's eval_split), the averaged weights too. Returns early (with partial
   // stats) when *stop becomes true.
   EpochStats run_epoch(const Dataset& train, const Dataset* eval,
                        const std::function<void(const StepInfo&)>& on_step = {},
@@ -103,6 +113,8 @@ class Trainer {
   PreprocessOptions preprocess_;
   torch::Device device_ = torch::kCPU;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<WeightAverage> ema_;
+  double lr_scale_ = 1.0;
   int64_t epochs_done_ = 0;
   int64_t max_steps_ = 0, steps_taken_ = 0;
   int64_t step_in_epoch_ = 0;  // > 0 only while an epoch is interrupted

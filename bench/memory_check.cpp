@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   cli::add_optimizer_flag(&app, train.optimizer());
   app.add_option("--momentum", train.momentum())->capture_default_str();
   app.add_flag("--nesterov", train.nesterov());
+  app.add_option("--ema", train.ema(), "vgg train --ema: the averaged copy of the weights")->capture_default_str();
   app.add_option("--weight-decay", train.weight_decay())->capture_default_str();
   cli::add_freeze_flag(&app, train.freeze());
   app.add_option("--warmup", warmup, "unmeasured steps first")->capture_default_str();

@@ -43,6 +43,30 @@ void expect_same_weights(ConvNet& a, ConvNet& b) {
   for (const auto& item : ba) EXPECT_TRUE(torch::equal(item.value(), bb[item.key()])) << item.key();
 }
 
+// The session of selecting_session(dir) with `train`, stopped after six
+// steps (its checkpoint in dir's last.ckpt) and resumed from that
+// checkpoint, ready to run; nullptr (and a test failure) if the first
+// part did not stop at the step limit.
+std::unique_ptr<TrainingSession> stopped_after_six_steps(const test::TempDir& dir, const TrainOptions& train) {
+  SessionOptions first = selecting_session(dir);
+  first.train(train);
+  first.max_steps(6);
+  validate_session(first);
+  {
+    TrainingSession session(first);
+    if (session.run({}) != TrainingSession::Outcome::StepLimit) {
+      ADD_FAILURE() << "the first part did not stop at --max-steps";
+      return nullptr;
+    }
+  }
+  SessionOptions r;
+  r.resume(dir.file("last.ckpt"));
+  SessionOptions resumed = resume_configuration(r, [](const std::string&) { return false; });
+  resumed.save(dir.file("last.ckpt"));
+  validate_session(resumed);
+  return std::make_unique<TrainingSession>(resumed);
+}
+
 TEST(Selection, NeedsAValidationSetAndAnEvaluationAndItsOwnFile) {
   test::TempDir dir;
   SessionOptions o = selecting_session(dir);
@@ -110,21 +134,10 @@ TEST(Selection, EarlyStoppingSurvivesResume) {
   LoadedCheckpoint a = load_checkpoint(dir.file("last.ckpt"));
 
   test::TempDir dir2;
-  SessionOptions first = selecting_session(dir2);
-  first.train(o.train());
-  first.max_steps(6);
-  validate_session(first);
   {
-    TrainingSession session(first);
-    ASSERT_EQ(session.run({}), TrainingSession::Outcome::StepLimit);
-  }
-  SessionOptions r;
-  r.resume(dir2.file("last.ckpt"));
-  SessionOptions resumed = resume_configuration(r, [](const std::string&) { return false; });
-  resumed.save(dir2.file("last.ckpt"));
-  validate_session(resumed);
-  {
-    TrainingSession session(resumed);
+    std::unique_ptr<TrainingSession> resumed = stopped_after_six_steps(dir2, o.train());
+    ASSERT_TRUE(resumed);
+    TrainingSession& session = *resumed;
     ASSERT_EQ(session.run({}), TrainingSession::Outcome::EarlyStopped);
     EXPECT_EQ(session.trainer().epochs_done(), straight_epochs);
     EXPECT_EQ(session.selection().best_epoch, straight.best_epoch);
@@ -133,7 +146,8 @@ TEST(Selection, EarlyStoppingSurvivesResume) {
   LoadedCheckpoint b = load_checkpoint(dir2.file("last.ckpt"));
   expect_same_weights(a.model, b.model);
   // Resuming a run that stopped early has nothing to do.
-  SessionOptions again = resume_configuration(r, [](const std::string&) { return false; });
+  SessionOptions again = resume_configuration(SessionOptions().resume(dir2.file("last.ckpt")),
+                                              [](const std::string&) { return false; });
   validate_session(again);
   TrainingSession done(again);
   EXPECT_EQ(done.run({}), TrainingSession::Outcome::NothingToDo);
@@ -225,21 +239,10 @@ TEST(WeightAverage, RoundTripsThroughCheckpointsAndResumesExactly) {
   EXPECT_FALSE(torch::equal(averaged.model->parameters()[0], trained.model->parameters()[0]));
 
   test::TempDir dir2;
-  SessionOptions first = selecting_session(dir2);
-  first.train(o.train());
-  first.max_steps(6);
-  validate_session(first);
   {
-    TrainingSession session(first);
-    ASSERT_EQ(session.run({}), TrainingSession::Outcome::StepLimit);
-  }
-  SessionOptions r;
-  r.resume(dir2.file("last.ckpt"));
-  SessionOptions resumed = resume_configuration(r, [](const std::string&) { return false; });
-  resumed.save(dir2.file("last.ckpt"));
-  validate_session(resumed);
-  {
-    TrainingSession session(resumed);
+    std::unique_ptr<TrainingSession> resumed = stopped_after_six_steps(dir2, o.train());
+    ASSERT_TRUE(resumed);
+    TrainingSession& session = *resumed;
     ASSERT_EQ(session.run({}), TrainingSession::Outcome::Finished);
   }
   LoadedCheckpoint again = load_checkpoint(dir2.file("last.ckpt"));

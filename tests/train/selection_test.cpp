@@ -202,11 +202,21 @@ TEST(WeightAverage, CopiesFirstThenMovesTowardsTheModelAndCopiesCounters) {
     if (b.key().find("num_batches_tracked") != std::string::npos) b.value().fill_(7);
   }
   ema.update(net);
-  EXPECT_TRUE(torch::allclose(ema.model()->parameters()[0], before + 1.0));  // a quarter of the way
+  // The second update's decay is ramped: 2/11, not 0.75.
+  EXPECT_DOUBLE_EQ(ema.decay_at(1), 2.0 / 11.0);
+  EXPECT_TRUE(torch::allclose(ema.model()->parameters()[0], before + 4.0 * 9.0 / 11.0));
   for (auto& b : ema.model()->named_buffers()) {
     if (b.key().find("num_batches_tracked") != std::string::npos) EXPECT_EQ(b.value().item<int64_t>(), 7);
   }
   EXPECT_EQ(ema.updates(), 2);
+  // Later the given decay holds: a quarter of the way.
+  ema.set_updates(1000);
+  EXPECT_DOUBLE_EQ(ema.decay_at(1000), 0.75);
+  before = ema.model()->parameters()[0].clone();
+  for (auto& p : net->parameters()) p.add_(4.0);
+  ema.update(net);
+  const torch::Tensor target = net->parameters()[0];
+  EXPECT_TRUE(torch::allclose(ema.model()->parameters()[0], before + 0.25 * (target - before)));
   for (auto& p : ema.model()->parameters()) EXPECT_FALSE(p.requires_grad());
 }
 

@@ -1,5 +1,7 @@
 #include "vgg/train/ema.h"
 
+#include <algorithm>
+
 namespace vgg {
 namespace {
 
@@ -25,15 +27,20 @@ WeightAverage::WeightAverage(ConvNet& model, double decay)
   average_->eval();
 }
 
+double WeightAverage::decay_at(int64_t n) const {
+  return std::min(decay_, (1.0 + static_cast<double>(n)) / (10.0 + static_cast<double>(n)));
+}
+
 void WeightAverage::update(ConvNet& model) {
   torch::NoGradGuard no_grad;
   const std::vector<torch::Tensor> from = state_tensors(model), to = state_tensors(average_);
+  const double d = decay_at(updates_);
   for (size_t i = 0; i < from.size(); ++i) {
     torch::Tensor dst = to[i];
     if (updates_ == 0 || !dst.is_floating_point()) {
       dst.copy_(from[i]);
     } else {
-      dst.lerp_(from[i], 1.0 - decay_);
+      dst.lerp_(from[i], 1.0 - d);
     }
   }
   ++updates_;

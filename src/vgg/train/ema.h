@@ -22,10 +22,16 @@ class WeightAverage {
   // the first update() after construction or reset() copies again.
   WeightAverage(ConvNet& model, double decay);
 
-  // After an optimizer step: average = decay * average + (1 - decay) *
-  // model for floating-point parameters and buffers; integer buffers (batch
-  // norm's step count) are copied.
+  // After an optimizer step: average = d * average + (1 - d) * model for
+  // floating-point parameters and buffers, with d = decay_at(updates());
+  // integer buffers (batch norm's step count) are copied.
   void update(ConvNet& model);
+  // The decay of the update after n others: min(decay, (1 + n) / (10 + n)),
+  // as TensorFlow's ExponentialMovingAverage with num_updates. Without the
+  // ramp a fixed 0.999 still gives the starting weights 0.999^860 = 42% of
+  // the average after two Fashion-MNIST epochs (measured: 0.36 test
+  // accuracy, against 0.90 for the trained weights).
+  double decay_at(int64_t n) const;
   // Makes the next update() a copy (torchvision restarts the average after
   // the lr warm-up, whose weights are not worth remembering).
   void reset() { updates_ = 0; }

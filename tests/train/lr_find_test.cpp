@@ -67,9 +67,11 @@ TEST(LrFind, BadOptionsNameTheirFlag) {
       {LrFindOptions().steps(9), "--steps"},                {LrFindOptions().smoothing(1), "--smoothing"},
       {LrFindOptions().smoothing(-0.1), "--smoothing"},     {LrFindOptions().divergence(1), "--divergence"},
   };
-  for (const auto& [o, flag] : cases) {
+  // Not a structured binding: C++17 lambdas cannot capture one (clang refuses).
+  for (const auto& c : cases) {
+    const LrFindOptions& o = c.first;
     const std::string msg = test::error_of<UsageError>([&] { validate(o); });
-    EXPECT_EQ(msg.rfind(flag + ":", 0), 0u) << msg;
+    EXPECT_EQ(msg.rfind(c.second + ":", 0), 0u) << msg;
   }
 }
 

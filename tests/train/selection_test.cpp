@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
 
 #include "../test_util.h"
 #include "vgg/error.h"
@@ -45,11 +48,12 @@ void expect_same_weights(ConvNet& a, ConvNet& b) {
 
 // The session of selecting_session(dir) with `train`, stopped after six
 // steps (its checkpoint in dir's last.ckpt) and resumed from that
-// checkpoint, ready to run; nullptr (and a test failure) if the first
-// part did not stop at the step limit.
-std::unique_ptr<TrainingSession> stopped_after_six_steps(const test::TempDir& dir, const TrainOptions& train) {
+// checkpoint without repeating any flag, ready to run; nullptr (and a test
+// failure) if the first part did not stop at the step limit.
+std::unique_ptr<TrainingSession> stopped_after_six_steps(const test::TempDir& dir, const TrainOptions& train,
+                                                         const std::string& save_best = "") {
   SessionOptions first = selecting_session(dir);
-  first.train(train);
+  first.train(train).save_best(save_best);
   first.max_steps(6);
   validate_session(first);
   {
@@ -151,6 +155,70 @@ TEST(Selection, EarlyStoppingSurvivesResume) {
   validate_session(again);
   TrainingSession done(again);
   EXPECT_EQ(done.run({}), TrainingSession::Outcome::NothingToDo);
+}
+
+// --save-best is part of the run: a resume without the flag goes on
+// updating the same file and tests the best epoch from it at the end, as
+// the uninterrupted run does; a resume cannot move it, lose it or add it late.
+TEST(Selection, TheBestCheckpointSurvivesResume) {
+  test::TempDir dir;
+  const TrainOptions train = TrainOptions(selecting_session(dir).train()).epochs(5).monitor(Monitor::ValAcc);
+  SessionOptions o = selecting_session(dir).save_best(dir.file("best.ckpt"));
+  o.train(train);
+  validate_session(o);
+  SelectionState straight;
+  EvalResult straight_test;
+  {
+    TrainingSession session(o);
+    ASSERT_EQ(session.run({}), TrainingSession::Outcome::Finished);
+    straight = session.selection();
+    straight_test = session.last_test();
+    EXPECT_EQ(session.tested_epoch(), straight.best_epoch);
+  }
+
+  test::TempDir dir2;
+  const std::string best = dir2.file("best.ckpt");
+  {
+    std::unique_ptr<TrainingSession> resumed = stopped_after_six_steps(dir2, train, best);
+    ASSERT_TRUE(resumed);
+    EXPECT_EQ(resumed->options().save_best(), best);
+    ASSERT_EQ(resumed->run({}), TrainingSession::Outcome::Finished);
+    EXPECT_EQ(resumed->selection().best_epoch, straight.best_epoch);
+    EXPECT_EQ(resumed->tested_epoch(), straight.best_epoch);
+    EXPECT_DOUBLE_EQ(resumed->last_test().accuracy, straight_test.accuracy);
+    EXPECT_DOUBLE_EQ(resumed->last_test().loss, straight_test.loss);
+  }
+  EXPECT_EQ(load_checkpoint(best).meta.epochs_done, straight.best_epoch);
+
+  // What a resume refuses, each as a one-line usage error naming the flag.
+  const SessionOptions r = SessionOptions().resume(dir2.file("last.ckpt"));
+  auto refusal = [&](const SessionOptions& asked, bool given) {
+    return test::error_of<UsageError>(
+        [&] { resume_configuration(asked, [&](const std::string& f) { return given && f == "--save-best"; }); });
+  };
+  EXPECT_EQ(refusal(SessionOptions(r).save_best(dir2.file("elsewhere.ckpt")), true).rfind("--save-best: ", 0), 0u);
+  EXPECT_EQ(resume_configuration(SessionOptions(r).save_best(best), [](const std::string& f) { return f == "--save-best"; })
+                .save_best(),
+            best);
+  {
+    // A stored path that is not a checkpoint is never overwritten.
+    std::rename(best.c_str(), dir2.file("moved.ckpt").c_str());
+    std::ofstream(best) << "not a checkpoint";
+    const std::string msg = refusal(r, false);
+    EXPECT_NE(msg.find("not a vgg checkpoint"), std::string::npos) << msg;
+    std::ifstream in(best);
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "not a checkpoint");
+    std::remove(best.c_str());
+    EXPECT_NE(refusal(r, false).find("which is missing"), std::string::npos);
+  }
+
+  // A run that selected without keeping the best cannot start keeping it
+  // once its best weights are gone.
+  test::TempDir dir3;
+  ASSERT_TRUE(stopped_after_six_steps(dir3, TrainOptions(train).early_stopping(3)));
+  const SessionOptions r3 = SessionOptions().resume(dir3.file("last.ckpt")).save_best(dir3.file("best.ckpt"));
+  const std::string late = refusal(r3, true);
+  EXPECT_NE(late.find("trained without it"), std::string::npos) << late;
 }
 
 TEST(Selection, PlateauDropsTheLearningRateAndRespectsItsFloor) {

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <fmt/format.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -76,7 +77,8 @@ nlohmann::json meta_to_json(const CheckpointMeta& m) {
             {"plateau_bad", m.selection.plateau_bad},
             {"cooldown_left", m.selection.cooldown_left},
             {"lr_scale", m.selection.lr_scale},
-            {"stopped_early", m.selection.stopped_early}}},
+            {"stopped_early", m.selection.stopped_early},
+            {"best_path", m.selection.best_path}}},
           {"ema_updates", m.ema_updates}};
 }
 
@@ -124,6 +126,7 @@ CheckpointMeta meta_from_json(const nlohmann::json& j) {
     m.selection.cooldown_left = json_int(s, "cooldown_left");
     m.selection.lr_scale = s.at("lr_scale").get<double>();
     m.selection.stopped_early = s.at("stopped_early").get<bool>();
+    m.selection.best_path = s.value("best_path", std::string());  // absent before 2026-12-04
   }
   m.ema_updates = json_int_or(j, "ema_updates", 0);
   return m;
@@ -533,6 +536,14 @@ CheckpointMeta load_checkpoint_into(const std::string& path, ConvNet& model, tor
   }
   load_state(p, path, model, optimizer, ema);
   return p.meta;
+}
+
+bool is_checkpoint_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  std::ifstream in(path, std::ios::binary);
+  char head[sizeof kMagic] = {};
+  return in.read(head, sizeof head) && std::memcmp(head, kMagic, sizeof kMagic) == 0;
 }
 
 }  // namespace vgg

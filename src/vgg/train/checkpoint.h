@@ -47,6 +47,9 @@ struct SelectionState {
   int64_t cooldown_left = 0;  // evaluations the plateau schedule still waits after a drop
   double lr_scale = 1.0;      // what the plateau schedule has multiplied the lr by
   bool stopped_early = false;
+  // --save-best: where the run keeps its best epoch, so that a resume goes on
+  // updating (and finally tests) that file without the flag being repeated.
+  std::string best_path;
 };
 
 struct CheckpointMeta {
@@ -112,6 +115,10 @@ CheckpointMeta read_checkpoint_meta(const std::string& path);
 // `ema` receives the averaged weights (the checkpoint must have them).
 CheckpointMeta load_checkpoint_into(const std::string& path, ConvNet& model, torch::optim::Optimizer* optimizer,
                                     ConvNet* ema = nullptr);
+
+// Whether `path` is a regular file that starts as a checkpoint does (its
+// magic; nothing more is verified).
+bool is_checkpoint_file(const std::string& path);
 
 // Throws UsageError if `path` cannot be the target of save_checkpoint (its
 // directory is not writable, it is a device or a directory, a dangling

@@ -4,6 +4,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -16,6 +17,48 @@
 #include <nlohmann/json.hpp>
 
 namespace vgg {
+
+namespace {
+
+// Where a resumed run keeps its best epoch (--save-best, `asked` when
+// `given`). The best checkpoint belongs to the run: a resume keeps writing
+// it, and the final test reads it, so it cannot move or appear halfway.
+std::string resumed_best_path(const CheckpointMeta& meta, const std::string& path, const std::string& asked,
+                              bool given) {
+  // The stored path is trusted only as far as the file there goes: it is
+  // overwritten only when it is already a checkpoint (or does not exist yet
+  // because no epoch was best so far), never a file that someone's
+  // checkpoint happens to name.
+  const std::string& kept_best = meta.selection.best_path;
+  const int64_t best_epoch = meta.selection.best_epoch;
+  const bool kept_usable = !kept_best.empty() && (is_checkpoint_file(kept_best) ||
+                                                  (best_epoch == 0 && ::access(kept_best.c_str(), F_OK) != 0));
+  if (!kept_best.empty() && !kept_usable && best_epoch > 0) {
+    throw UsageError(fmt::format("--resume: {} keeps its best epoch ({}) in {}, which is {}; the run cannot finish "
+                                 "without it (start a new run)",
+                                 path, best_epoch, kept_best,
+                                 ::access(kept_best.c_str(), F_OK) != 0 ? "missing" : "not a vgg checkpoint"));
+  }
+  if (!given) {
+    if (!kept_best.empty() && !kept_usable) {
+      throw UsageError(fmt::format("--save-best: {} names {} for its best epoch, which is not a vgg checkpoint; give "
+                                   "--save-best PATH to keep the best elsewhere",
+                                   path, kept_best));
+    }
+    return kept_best;
+  }
+  if (asked != kept_best && best_epoch > 0) {
+    throw UsageError(kept_best.empty()
+                         ? fmt::format("--save-best: {} was trained without it and the weights of its best epoch ({}) "
+                                       "are gone; start a new run to keep the best",
+                                       path, best_epoch)
+                         : fmt::format("--save-best: {} keeps its best epoch in {}; drop the flag to go on updating it",
+                                       path, kept_best));
+  }
+  return asked;
+}
+
+}  // namespace
 
 SessionOptions resume_configuration(SessionOptions o, const std::function<bool(const std::string&)>& given) {
   if (o.resume().empty()) return o;
@@ -61,6 +104,7 @@ SessionOptions resume_configuration(SessionOptions o, const std::function<bool(c
   if (given("--flip-tta")) train.flip_tta(flags.flip_tta());
   if (given("--shift-tta")) train.shift_tta(flags.shift_tta());
   o.model(meta.model).preprocess(meta.preprocess).train(train).auto_batch(false).resumed_data(meta.data);
+  o.save_best(resumed_best_path(meta, path, o.save_best(), given("--save-best")));
   o.channels_from_data(false).classes_from_data(false).keep_augmentation(true);
   // The data are part of the run: a resume continues on the ones it was
   // trained on (checkpoints before this record carry no directory).
@@ -314,6 +358,7 @@ void TrainingSession::save(const std::string& to) {
   meta.data_image_size = train_.height();
   meta.data = {o.data().dir(), o.data().limit_train(), o.data().limit_test(), o.data().val_split(), train_.size(), train_crc_};
   meta.selection = selection_;
+  meta.selection.best_path = o.save_best();
   WeightAverage* ema = trainer_->ema();
   meta.ema_updates = ema != nullptr ? ema->updates() : 0;
   save_checkpoint(path, meta, trainer_->model(), &trainer_->optimizer(), ema != nullptr ? &ema->model() : nullptr);

@@ -14,32 +14,6 @@
 
 namespace vgg::cli {
 
-void add_model_flags(CLI::App* app, ModelOptions& o) {
-  app->add_option("--arch", o.arch(),
-                  "vgg11|vgg13|vgg16|vgg19[_bn], alexnet (D2L's), alexnet_tv (torchvision's), lenet, "
-                  "or a conv_arch such as 1x64,1x128,2x256")
-      ->capture_default_str();
-  app->add_option("--width-ratio", o.width_ratio(), "divide every conv width by this (D2L's small VGG uses 4)")
-      ->capture_default_str();
-  add_shape_flags(app, o);
-  app->add_option("--dropout", o.dropout(), "dropout after each hidden dense layer")->capture_default_str();
-  app->add_flag("--batch-norm,!--no-batch-norm", o.batch_norm(), "batch norm after every conv (same as a _bn name)")
-      ->capture_default_str();
-  app->add_option("--init", o.init(), "weight init: xavier (D2L) or kaiming (torchvision)")->capture_default_str();
-  app->add_option("--avgpool", o.avgpool(),
-                  "VGG: adaptive average pool to this side before the dense head (torchvision: 7; 0 = none, as D2L)")
-      ->capture_default_str();
-}
-
-void add_shape_flags(CLI::App* app, ModelOptions& o) {
-  app->add_option("--fc-width", o.fc_width(), "width of the two hidden dense layers")->capture_default_str();
-  app->add_option("--in-channels", o.in_channels(), "input channels (1 for Fashion-MNIST, 3 for colour)")
-      ->capture_default_str();
-  app->add_option("--classes", o.num_classes(), "number of classes")->capture_default_str();
-  app->add_option("--image-size", o.image_size(), "side of the square input the images are resized to")
-      ->capture_default_str();
-}
-
 namespace {
 std::string with_note(std::string help, const std::string& note) {
   return note.empty() ? help : help + " (" + note + ")";
@@ -63,6 +37,36 @@ CLI::Option* add_enum_option(CLI::App* app, const std::string& flag, E& value, c
       ->default_str(to_string(value));
 }
 }  // namespace
+
+void add_model_flags(CLI::App* app, ModelOptions& o) {
+  app->add_option("--arch", o.arch(),
+                  "vgg11|vgg13|vgg16|vgg19[_bn], alexnet (D2L's), alexnet_tv (torchvision's), lenet, "
+                  "or a conv_arch such as 1x64,1x128,2x256")
+      ->capture_default_str();
+  app->add_option("--width-ratio", o.width_ratio(), "divide every conv width by this (D2L's small VGG uses 4)")
+      ->capture_default_str();
+  add_shape_flags(app, o);
+  app->add_option("--dropout", o.dropout(), "dropout after each hidden dense layer")->capture_default_str();
+  app->add_flag("--batch-norm,!--no-batch-norm", o.batch_norm(), "batch norm after every conv (same as a _bn name)")
+      ->capture_default_str();
+  app->add_option("--init", o.init(), "weight init: xavier (D2L) or kaiming (torchvision)")->capture_default_str();
+  app->add_option("--avgpool", o.avgpool(),
+                  "VGG: adaptive average pool to this side before the dense head (torchvision: 7; 0 = none, as D2L)")
+      ->capture_default_str();
+  add_enum_option(app, "--head", o.head(),
+                  "VGG: dense (two hidden dense layers, as the paper) or gap (global average pool and one dense "
+                  "layer, NiN's idea; --fc-width and --dropout do not apply)");
+}
+
+void add_shape_flags(CLI::App* app, ModelOptions& o) {
+  app->add_option("--fc-width", o.fc_width(), "width of the two hidden dense layers")->capture_default_str();
+  app->add_option("--in-channels", o.in_channels(), "input channels (1 for Fashion-MNIST, 3 for colour)")
+      ->capture_default_str();
+  app->add_option("--classes", o.num_classes(), "number of classes")->capture_default_str();
+  app->add_option("--image-size", o.image_size(), "side of the square input the images are resized to")
+      ->capture_default_str();
+}
+
 
 void add_optimizer_flag(CLI::App* app, OptimizerKind& kind) {
   add_enum_option(app, "--optimizer", kind,

@@ -28,8 +28,9 @@ int run_summary(SummaryArgs& a) {
                            .dump(2));
     return 0;
   }
-  fmt::print("Model: {} ({}input {}x{}x{}, {} classes)\n", r.label,
+  fmt::print("Model: {} ({}{}input {}x{}x{}, {} classes)\n", r.label,
              r.family == Family::VGG ? "conv_arch " + format_conv_arch(r.conv_arch) + ", " : "",
+             a.model.head() == Head::Gap ? "global-average-pool head, " : "",
              a.model.in_channels(), a.model.image_size(), a.model.image_size(), a.model.num_classes());
   std::vector<std::vector<std::string>> rows = {
       {"Layer (type)", "Output Shape", "Param #", "MACs", "Activation (fp32/image)"}};

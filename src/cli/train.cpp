@@ -73,9 +73,11 @@ void print_config(const TrainArgs& a, int threads, bool cached, const TrainingSe
   const ResolvedArch r = resolve_arch(m);
   const LayerTable layers = plan_layers(m);
   fmt::print("preset {}: {}\n", a.preset, r.label);
-  fmt::print("  model      conv_arch {}  batch_norm {}  fc_width {}  dropout {}  init {}  input {}x{}x{}  classes {}\n",
-             r.family == Family::VGG ? format_conv_arch(r.conv_arch) : r.label, yes_no(r.batch_norm), m.fc_width(),
-             m.dropout(), m.init(), m.in_channels(), m.image_size(), m.image_size(), m.num_classes());
+  const std::string head = m.head() == Head::Gap ? "head gap"
+                                                 : fmt::format("fc_width {}  dropout {}", m.fc_width(), m.dropout());
+  fmt::print("  model      conv_arch {}  batch_norm {}  {}  init {}  input {}x{}x{}  classes {}\n",
+             r.family == Family::VGG ? format_conv_arch(r.conv_arch) : r.label, yes_no(r.batch_norm), head, m.init(),
+             m.in_channels(), m.image_size(), m.image_size(), m.num_classes());
   const double macs = static_cast<double>(total_macs(layers));
   fmt::print("  params     {}  forward {}/image\n", with_commas(total_params(layers)),
              macs >= 1e8 ? fmt::format("{:.3f} GMAC", macs / 1e9) : fmt::format("{:.3f} MMAC", macs / 1e6));

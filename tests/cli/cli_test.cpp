@@ -165,6 +165,20 @@ TEST(Cli, SummaryShowsTheNotebooksCounts) {
   }
 }
 
+// The dense head holds nearly all of VGG-11's parameters; --head gap
+// replaces it with global average pooling and one dense layer.
+TEST(Cli, SummaryWithAGlobalAveragePoolHead) {
+  test::TempDir dir;
+  CliRun r = vgg("summary --arch vgg11 --image-size 224 --in-channels 1 --classes 10 --head gap", dir);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  // 9,219,328 feature parameters (128,806,154 less the dense head's
+  // 119,586,826) and 512 x 10 + 10 in the head.
+  for (const char* s : {"global-average-pool head", "gap (AdaptiveAvgPool2d)", "fc (Linear)",
+                        "Total params: 9,224,458  (features 9,219,328, dense head 5,130)"}) {
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+  }
+}
+
 TEST(Cli, BadValuesGiveOneLineAndExitCode2) {
   test::TempDir dir;
   const std::vector<std::pair<std::string, std::string>> cases = {
@@ -185,6 +199,9 @@ TEST(Cli, BadValuesGiveOneLineAndExitCode2) {
       {"train --save /no/such/dir/x.ckpt", "--save"},
       {"train --bogus-flag", "bogus"},
       {"summary --width-ratio 0", "--width-ratio"},
+      {"summary --head global", "--head"},
+      {"summary --arch lenet --head gap", "--head"},
+      {"train --head gap --avgpool 7", "--avgpool"},
       {"train --batch-size auto", "--memory-budget"},
       {"train --batch-size 12x", "--batch-size"},
       {"train --memory-budget lots", "--memory-budget"},

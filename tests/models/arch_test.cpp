@@ -2,6 +2,8 @@
 
 #include "../test_util.h"
 
+#include <nlohmann/json.hpp>
+
 #include "vgg/error.h"
 #include "vgg/models/model.h"
 
@@ -185,6 +187,35 @@ TEST(Arch, RejectsBadArchitecturesWithClearMessages) {
   EXPECT_NE(usage_error([] { plan_layers(ModelOptions("vgg11").width_ratio(0)); }).find("--width-ratio"),
             std::string::npos);
   EXPECT_NE(usage_error([] { plan_layers(ModelOptions("alexnet_bn")); }).find("batch-norm"), std::string::npos);
+}
+
+// --head gap: global average pooling and one dense layer. VGG-16's
+// features hold 14,714,688 parameters (torchvision's vgg16().features);
+// the head then adds 512 x 1000 + 1000 instead of 123.6M.
+TEST(Arch, GlobalAveragePoolHead) {
+  const ModelOptions gap = ModelOptions("vgg16").in_channels(3).num_classes(1000).head(Head::Gap);
+  const LayerTable t = plan_layers(gap);
+  EXPECT_EQ(total_params(t), 14714688 + 512 * 1000 + 1000);
+  ASSERT_GE(t.size(), 3u);
+  EXPECT_EQ(t[t.size() - 3].kind, LayerKind::AdaptiveAvgPool);
+  EXPECT_EQ(t[t.size() - 3].out.str(), "512");  // 512x1x1
+  EXPECT_EQ(t[t.size() - 2].kind, LayerKind::Flatten);
+  EXPECT_EQ(t.back().kind, LayerKind::Linear);
+  EXPECT_EQ(t.back().name, "fc");
+  // The module holds what the table plans, and runs at any image size the
+  // blocks allow (the pool takes whatever side is left).
+  ConvNet net = build_model(ModelOptions("1x8,1x16").image_size(20).head(Head::Gap));
+  EXPECT_EQ(count_parameters(*net), total_params(net->layers()));
+  EXPECT_EQ(net->forward(torch::randn({2, 1, 20, 20})).sizes(), (std::vector<int64_t>{2, 10}));
+  // Options survive JSON, and records from before --head are dense.
+  nlohmann::json j = gap;
+  EXPECT_EQ(j.at("head"), "gap");
+  EXPECT_EQ(j.get<ModelOptions>().head(), Head::Gap);
+  j.erase("head");
+  EXPECT_EQ(j.get<ModelOptions>().head(), Head::Dense);
+  EXPECT_EQ(usage_error([] { parse_head("global"); }), "--head: expected dense or gap, found 'global'");
+  EXPECT_EQ(usage_error([] { plan_layers(ModelOptions("alexnet").head(Head::Gap)); }).rfind("--head:", 0), 0u);
+  EXPECT_EQ(usage_error([] { plan_layers(ModelOptions("vgg11").avgpool(7).head(Head::Gap)); }).rfind("--avgpool:", 0), 0u);
 }
 
 TEST(Arch, RejectsImagesThatShrinkBelowOnePixelNamingTheBlock) {

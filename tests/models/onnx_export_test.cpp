@@ -283,6 +283,16 @@ INSTANTIATE_TEST_SUITE_P(Shapes, OnnxExportAvgPool,
                                   std::to_string(info.param.avgpool);
                          });
 
+TEST(OnnxExport, GlobalAveragePoolHeadMatchesOpenCv) {
+  REQUIRE_ONNX_AND_OPENCV();
+  ConvNet model = random_model(ModelOptions("1x8,1x16").image_size(20).batch_norm(true).head(Head::Gap));
+  std::vector<std::string> ops;
+  expect_opencv_agrees(model, &ops);
+  // ..., MaxPool; the 5x5 -> 1x1 pool; Flatten; one Gemm.
+  const std::vector<std::string> tail(ops.end() - 3, ops.end());
+  EXPECT_EQ(tail, (std::vector<std::string>{"AveragePool", "Flatten", "Gemm"}));
+}
+
 TEST(OnnxExport, DropsDropoutAndUsesGemm) {
   ConvNet model = random_model(ModelOptions("1x8").image_size(8).fc_width(16).dropout(0.5));
   const onnx::ModelProto m = parse(onnx_model_bytes(model));

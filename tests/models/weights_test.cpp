@@ -132,6 +132,38 @@ TEST(Weights, RecognisesArchitecturesFromShapes) {
   EXPECT_EQ(recognise_weights(tv, 64, "tv.pt").model.avgpool(), 7);
 }
 
+// --head gap: one dense layer after global average pooling, recognised in
+// both layouts and round-tripped exactly.
+TEST(Weights, GlobalAveragePoolHeadRoundTripsInBothLayouts) {
+  const ModelOptions o = small("2x8,1x16").batch_norm(true).num_classes(7).head(Head::Gap);
+  ConvNet a = build_model(o);
+  randomise(a, 3);
+  const StateDict tv = export_state_dict(a);
+  ASSERT_EQ(tv.back().name, "classifier.0.bias");
+  EXPECT_EQ(tv.back().tensor.sizes(), (std::vector<int64_t>{7}));
+  StateDict own;
+  for (auto& p : a->named_parameters()) own.push_back({p.key(), p.value().clone()});
+  for (auto& p : a->named_buffers()) own.push_back({p.key(), p.value().clone()});
+  const torch::Tensor x = torch::randn({3, 1, 32, 32});
+  a->eval();
+  for (const StateDict* sd : std::vector<const StateDict*>{&tv, &own}) {
+    const RecognisedWeights r = recognise_weights(*sd, 32, "gap.pt");
+    EXPECT_EQ(r.model.head(), Head::Gap);
+    EXPECT_EQ(r.model.arch(), "2x8,1x16");
+    EXPECT_EQ(r.model.num_classes(), 7);
+    EXPECT_TRUE(r.model.batch_norm());
+    EXPECT_NE(r.description.find("global average pool"), std::string::npos) << r.description;
+    ConvNet b = build_model(r.model);
+    import_state_dict(b, *sd, "gap.pt");
+    b->eval();
+    EXPECT_TRUE(torch::equal(a->forward(x), b->forward(x))) << r.layout;
+  }
+  // A dense-head network refuses the gap head's weights, naming them.
+  ConvNet dense = build_model(small("2x8,1x16").batch_norm(true).num_classes(7));
+  const std::string msg = error_of<WeightsError>([&] { import_state_dict(dense, tv, "gap.pt"); });
+  EXPECT_NE(msg.find("classifier.0.weight"), std::string::npos) << msg;
+}
+
 TEST(Weights, AdaptsInputChannelsAndClasses) {
   ModelOptions rgb = small("1x8,1x16").in_channels(3).num_classes(5).batch_norm(true);
   ConvNet a = build_model(rgb);
@@ -280,16 +312,17 @@ torch.save({{"logits": y}}, d + "/logits.pt")
 
 TEST(WeightsPython, GeneratedModuleRebuildsACustomArch) {
   VGG_REQUIRE_PYTHON_MODULES("torch");
-  TempDir dir;
-  const ModelOptions o = small("2x16,1x32").image_size(28).batch_norm(true);
-  ConvNet model = build_model(o);
-  randomise(model, 5);
-  model->eval();
-  write_torch_state_dict(dir.file("model.pt"), export_state_dict(model));
-  write_file(dir.file("model.py"), pytorch_module_source(o, "model.pt"));
-  const torch::Tensor x = torch::randn({8, 1, 28, 28});
-  write_torch_state_dict(dir.file("inputs.pt"), {{"inputs", x}});
-  const torch::Tensor theirs = python_logits(dir, R"(
+  for (const Head head : {Head::Dense, Head::Gap}) {
+    TempDir dir;
+    const ModelOptions o = small("2x16,1x32").image_size(28).batch_norm(true).head(head);
+    ConvNet model = build_model(o);
+    randomise(model, 5);
+    model->eval();
+    write_torch_state_dict(dir.file("model.pt"), export_state_dict(model));
+    write_file(dir.file("model.py"), pytorch_module_source(o, "model.pt"));
+    const torch::Tensor x = torch::randn({8, 1, 28, 28});
+    write_torch_state_dict(dir.file("inputs.pt"), {{"inputs", x}});
+    const torch::Tensor theirs = python_logits(dir, R"(
 import sys, torch
 sys.path.insert(0, sys.argv[1])
 import model
@@ -298,8 +331,9 @@ with torch.no_grad():
     y = net(torch.load(sys.argv[1] + "/inputs.pt")["inputs"])
 torch.save({"logits": y}, sys.argv[1] + "/logits.pt")
 )");
-  ASSERT_TRUE(theirs.defined());
-  EXPECT_LT((model->forward(x) - theirs).abs().max().item<double>(), 1e-4);
+    ASSERT_TRUE(theirs.defined());
+    EXPECT_LT((model->forward(x) - theirs).abs().max().item<double>(), 1e-4) << to_string(head);
+  }
 }
 
 TEST(WeightsPython, TorchvisionWeightsImportWithSameLogits) {

@@ -18,7 +18,8 @@ void to_json(nlohmann::json& j, const ModelOptions& o) {
                      {"num_classes", o.num_classes()}, {"image_size", o.image_size()},
                      {"width_ratio", o.width_ratio()}, {"fc_width", o.fc_width()},
                      {"dropout", o.dropout()},         {"batch_norm", o.batch_norm()},
-                     {"init", o.init()},               {"avgpool", o.avgpool()}};
+                     {"init", o.init()},               {"avgpool", o.avgpool()},
+                     {"head", to_string(o.head())}};
 }
 
 void from_json(const nlohmann::json& j, ModelOptions& o) {
@@ -31,7 +32,16 @@ void from_json(const nlohmann::json& j, ModelOptions& o) {
       .dropout(j.at("dropout").get<double>())
       .batch_norm(j.at("batch_norm").get<bool>())
       .init(j.at("init").get<std::string>())
-      .avgpool(json_int_or(j, "avgpool", 0));  // absent before weights import
+      .avgpool(json_int_or(j, "avgpool", 0))  // absent before weights import
+      .head(j.contains("head") ? parse_head(j.at("head").get<std::string>()) : Head::Dense);  // absent before --head
+}
+
+const char* to_string(Head h) { return h == Head::Gap ? "gap" : "dense"; }
+
+Head parse_head(const std::string& name) {
+  if (name == "dense") return Head::Dense;
+  if (name == "gap") return Head::Gap;
+  throw UsageError(fmt::format("--head: expected dense or gap, found '{}'", name));
 }
 
 const std::vector<NamedArch>& named_architectures() {
@@ -218,6 +228,12 @@ struct Planner {
     f.out = {cur.numel(), 1, 1};
     add(f);
   }
+  // Global average pooling and one dense layer to the classes.
+  void gap_head(int64_t classes) {
+    adaptive_avg_pool("gap", 1);
+    flatten();
+    linear("fc", classes);
+  }
   // D2L's and torchvision's VGG head: (dense, ReLU, dropout) x 2, dense.
   void dense_head(int64_t fc_width, int64_t classes, double p) {
     flatten();
@@ -263,6 +279,12 @@ LayerTable plan_layers(const ModelOptions& o) {
   if (o.avgpool() != 0 && r.family != Family::VGG) {
     throw UsageError(fmt::format("--avgpool: only VGG networks take one ({} has its own head)", r.label));
   }
+  if (o.head() == Head::Gap && r.family != Family::VGG) {
+    throw UsageError(fmt::format("--head: gap is for VGG networks ({} has its own head)", r.label));
+  }
+  if (o.head() == Head::Gap && o.avgpool() != 0) {
+    throw UsageError("--avgpool: not with --head gap (it pools to 1x1 itself)");
+  }
   Planner p;
   p.cur = {o.in_channels(), o.image_size(), o.image_size()};
   p.bn = r.batch_norm;
@@ -306,6 +328,10 @@ LayerTable plan_layers(const ModelOptions& o) {
       for (int64_t i = 1; i <= num_convs; ++i) p.conv(fmt::format("{}_{}", block, i), block, num_channels, 3, 1, 1);
       p.pool(fmt::format("pool{}", block), block, 2, 2,
              fmt::format("conv_arch block {} ({}x{})", block, num_convs, num_channels));
+    }
+    if (o.head() == Head::Gap) {
+      p.gap_head(o.num_classes());
+      return p.table;
     }
     if (o.avgpool() > 0) p.adaptive_avg_pool("avgpool", o.avgpool());
   }

@@ -21,6 +21,15 @@ namespace vgg {
 // (num_convs, num_channels) per vgg_block, as in the D2L notebook.
 using ConvArch = std::vector<std::pair<int64_t, int64_t>>;
 
+// The classifier after the feature blocks. Dense: VGG's (dense, ReLU,
+// dropout) x 2 and a dense layer to the classes. Gap: global average
+// pooling and one dense layer (the NiN idea of D2L's next chapter), which
+// drops the dense head's parameters, nearly all of VGG's.
+enum class Head { Dense, Gap };
+const char* to_string(Head h);
+Head parse_head(const std::string& name);  // UsageError naming --head
+inline void parse_into(const std::string& name, Head& v) { v = parse_head(name); }
+
 struct ModelOptions {
   ModelOptions() = default;
   explicit ModelOptions(std::string arch) : arch_(std::move(arch)) {}
@@ -44,6 +53,8 @@ struct ModelOptions {
   // "xavier" (uniform, as D2L initialises its CNNs) or "kaiming" (He-normal:
   // fan-out for convs as torchvision, fan-in for dense layers).
   TORCH_ARG(std::string, init) = "xavier";
+  // VGG only; with Gap, --fc-width, --dropout and --avgpool do not apply.
+  TORCH_ARG(Head, head) = Head::Dense;
 };
 
 void to_json(nlohmann::json& j, const ModelOptions& o);

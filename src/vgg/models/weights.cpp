@@ -137,6 +137,28 @@ StateDict export_state_dict(ConvNet& model) {
   return sd;
 }
 
+namespace {
+
+// `r` with its one-line description.
+RecognisedWeights described(RecognisedWeights r) {
+  const ModelOptions& m = r.model;
+  const ResolvedArch a = resolve_arch(m);
+  std::string label = a.label;
+  if (m.batch_norm() && label.find("_bn") == std::string::npos && a.family == Family::VGG && find_named_arch(m.arch())) {
+    label += "_bn";
+  }
+  const std::string head =
+      m.head() == Head::Gap
+          ? "global average pool and one dense layer"
+          : fmt::format("fc width {}{}", m.fc_width(),
+                        m.avgpool() > 0 ? fmt::format(", {0}x{0} adaptive pool before the head", m.avgpool()) : "");
+  r.description = fmt::format("{} ({} layout): {} input channel{}, {} classes, {}", label, r.layout, m.in_channels(),
+                              m.in_channels() == 1 ? "" : "s", m.num_classes(), head);
+  return r;
+}
+
+}  // namespace
+
 RecognisedWeights recognise_weights(const StateDict& sd, int64_t image_size, const std::string& what) {
   const auto t = by_name(sd, what);
   if (t.empty()) throw WeightsError(fmt::format("{}: holds no tensors", what));
@@ -173,6 +195,12 @@ RecognisedWeights recognise_weights(const StateDict& sd, int64_t image_size, con
     }
     if (arch.empty()) throw WeightsError(fmt::format("{}: no convolution features.0.conv1_1.weight", what));
     m.arch(arch_name(arch)).batch_norm(bn).in_channels(convs.front().in);
+    const torch::Tensor* fc = tensor("classifier.fc.weight");
+    if (fc != nullptr && tensor("classifier.fc1.weight") == nullptr) {  // --head gap
+      if (fc->dim() != 2) throw WeightsError(fmt::format("{}: classifier.fc.weight has {} dimensions, expected 2", what, fc->dim()));
+      m.head(Head::Gap).num_classes(fc->size(0));
+      return described(r);
+    }
     const torch::Tensor* fc1 = tensor("classifier.fc1.weight");
     const torch::Tensor* fc3 = tensor("classifier.fc3.weight");
     if (fc1 == nullptr || fc3 == nullptr || fc1->dim() != 2 || fc3->dim() != 2) {
@@ -197,10 +225,11 @@ RecognisedWeights recognise_weights(const StateDict& sd, int64_t image_size, con
       if (i >= 0 && v.dim() == 2) dense.emplace_back(i, &v);
     }
     std::sort(dense.begin(), dense.end());
-    if (dense.size() != 3) {
-      throw WeightsError(fmt::format("{}: expected 3 dense layers (classifier.<i>.weight, 2-D), found {}", what, dense.size()));
-    }
     bool alexnet = convs.size() == 5 && convs[0].kh == 11;
+    if (dense.size() != 3 && (alexnet || dense.size() != 1)) {
+      throw WeightsError(fmt::format("{}: expected 3 dense layers (classifier.<i>.weight, 2-D){}, found {}", what,
+                                     alexnet ? "" : " or 1 after global average pooling", dense.size()));
+    }
     if (alexnet) {
       m.arch("alexnet_tv").batch_norm(bn);
     } else {
@@ -230,6 +259,10 @@ RecognisedWeights recognise_weights(const StateDict& sd, int64_t image_size, con
       }
       m.arch(arch_name(arch)).batch_norm(bn);
     }
+    if (dense.size() == 1) {  // --head gap
+      m.in_channels(convs.front().in).head(Head::Gap).num_classes(dense[0].second->size(0));
+      return described(r);
+    }
     m.in_channels(convs.front().in).fc_width(dense[0].second->size(0)).num_classes(dense[2].second->size(0));
     if (alexnet) {
       m.fc_width(dense[1].second->size(0));
@@ -237,15 +270,7 @@ RecognisedWeights recognise_weights(const StateDict& sd, int64_t image_size, con
       m.avgpool(head_pool(m, dense[0].second->size(1), what));
     }
   }
-  const ResolvedArch a = resolve_arch(m);
-  std::string label = a.label;
-  if (m.batch_norm() && label.find("_bn") == std::string::npos && a.family == Family::VGG && find_named_arch(m.arch())) {
-    label += "_bn";
-  }
-  r.description = fmt::format("{} ({} layout): {} input channel{}, {} classes, fc width {}{}", label, r.layout,
-                              m.in_channels(), m.in_channels() == 1 ? "" : "s", m.num_classes(), m.fc_width(),
-                              m.avgpool() > 0 ? fmt::format(", {0}x{0} adaptive pool before the head", m.avgpool()) : "");
-  return r;
+  return described(r);
 }
 
 ImportReport import_state_dict(ConvNet& model, const StateDict& sd, const std::string& what, bool reset_head) {

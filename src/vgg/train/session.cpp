@@ -70,7 +70,7 @@ SessionOptions resume_configuration(SessionOptions o, const std::function<bool(c
       {"--arch", "arch"},         {"--width-ratio", "width_ratio"}, {"--fc-width", "fc_width"},
       {"--in-channels", "in_channels"}, {"--classes", "num_classes"},   {"--image-size", "image_size"},
       {"--batch-norm", "batch_norm"},   {"--init", "init"},             {"--dropout", "dropout"},
-      {"--avgpool", "avgpool"}};
+      {"--avgpool", "avgpool"},   {"--head", "head"}};
   const nlohmann::json have = meta.model, want = o.model();
   for (const auto& [flag, key] : arch_flags) {
     if (given(flag) && have[key] != want[key]) {

@@ -227,6 +227,12 @@ TEST(MemoryPlan, MatchesTheTensorPeakOfRealTrainingSteps) {
        TrainOptions().batch_size(16).optimizer(OptimizerKind::AdamW).weight_decay(0.01)},
       {"rmsprop momentum", model, TrainOptions().batch_size(16).optimizer(OptimizerKind::RMSprop).momentum(0.9)},
       {"sgd momentum ema", ModelOptions(model).batch_norm(true), TrainOptions().batch_size(16).momentum(0.9).ema(0.99)},
+      {"gap head bn momentum", ModelOptions(model).batch_norm(true).head(Head::Gap),
+       TrainOptions().batch_size(16).momentum(0.9)},
+      {"gap head bf16 channels-last", ModelOptions(model).head(Head::Gap),
+       TrainOptions().batch_size(16).precision("bf16").channels_last(true)},
+      {"avgpool bf16 channels-last", ModelOptions(model).avgpool(2),
+       TrainOptions().batch_size(16).precision("bf16").channels_last(true)},
       {"adam frozen 2 blocks ema", model,
        TrainOptions().batch_size(16).optimizer(OptimizerKind::Adam).freeze(2).ema(0.99)},
       // A wide head and a batch of 2: the optimizer step is the peak, so its

@@ -358,16 +358,24 @@ class StepSim {
       case LayerKind::AdaptiveAvgPool:
         if (grad_in) new_grad_in();
         break;
-      case LayerKind::MaxPool:
+      case LayerKind::MaxPool: {
         new_grad_in();
         // In channels-last bf16, the pool before the flatten gets its output
         // gradient back in NCHW (the flatten copied), and that path
         // accumulates into an fp32 buffer; pools fed channels-last
-        // gradients by a conv do not (traced node by node).
-        if (in.dt == kBF16 && o_.channels_last() && i + 1 < L_.size() && L_[i + 1].kind == LayerKind::Flatten) {
+        // gradients by a conv do not (traced node by node). The same buffer
+        // appears before an adaptive pool to 1x1 (--head gap; measured
+        // 258,472 bytes missing without it for a 262,144-byte fp32 input),
+        // whose 1x1 gradient is NCHW and channels-last at once, but not
+        // before one to 2x2 (--avgpool 2: exact without it).
+        const bool to_nchw_gradient =
+            i + 1 < L_.size() && (L_[i + 1].kind == LayerKind::Flatten ||
+                                  (L_[i + 1].kind == LayerKind::AdaptiveAvgPool && L_[i + 1].out.h * L_[i + 1].out.w == 1));
+        if (in.dt == kBF16 && o_.channels_last() && to_nchw_gradient) {
           t.alloc(act_bytes(l.in, kF32), e);
         }
         break;
+      }
       case LayerKind::Flatten: break;  // a view (or a copy's pass-through)
       case LayerKind::Dropout:
         if (training_ && l.dropout > 0) new_grad_in();

@@ -67,7 +67,6 @@ void add_shape_flags(CLI::App* app, ModelOptions& o) {
       ->capture_default_str();
 }
 
-
 void add_optimizer_flag(CLI::App* app, OptimizerKind& kind) {
   add_enum_option(app, "--optimizer", kind,
                   "sgd, adam, adamw or rmsprop (as torch.optim); without --lr, Adam, AdamW and RMSprop take lr 1e-3 "

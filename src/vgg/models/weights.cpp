@@ -259,11 +259,12 @@ RecognisedWeights recognise_weights(const StateDict& sd, int64_t image_size, con
       }
       m.arch(arch_name(arch)).batch_norm(bn);
     }
+    m.in_channels(convs.front().in);
     if (dense.size() == 1) {  // --head gap
-      m.in_channels(convs.front().in).head(Head::Gap).num_classes(dense[0].second->size(0));
+      m.head(Head::Gap).num_classes(dense[0].second->size(0));
       return described(r);
     }
-    m.in_channels(convs.front().in).fc_width(dense[0].second->size(0)).num_classes(dense[2].second->size(0));
+    m.fc_width(dense[0].second->size(0)).num_classes(dense[2].second->size(0));
     if (alexnet) {
       m.fc_width(dense[1].second->size(0));
     } else {

@@ -22,7 +22,6 @@
 namespace vgg {
 namespace {
 
-constexpr char kMagic[8] = {'V', 'G', 'G', 'C', 'K', 'P', 'T', '\n'};
 constexpr size_t kHeaderSize = 8 + 4 + 8 + 4;
 
 std::string dir_of(const std::string& path) {
@@ -226,7 +225,7 @@ struct Payload {
 };
 
 Payload parse_payload(std::string bytes, const std::string& path) {
-  if (bytes.size() < kHeaderSize || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
+  if (bytes.size() < kHeaderSize || bytes.compare(0, kCheckpointMagic.size(), kCheckpointMagic) != 0) {
     throw CheckpointError(fmt::format("{} is not a vgg checkpoint (expected magic VGGCKPT, found {} bytes of something else)",
                                       path, bytes.size()));
   }
@@ -479,7 +478,7 @@ void save_checkpoint(const std::string& requested, const CheckpointMeta& meta, C
   }
   put_le(payload, records.size(), 4);
   for (const auto& [name, t] : records) put_record(payload, name, t);
-  std::string header(kMagic, sizeof kMagic);
+  std::string header(kCheckpointMagic);
   put_le(header, kCheckpointVersion, 4);
   put_le(header, payload.size(), 8);
   put_le(header, crc32_of(payload), 4);
@@ -542,8 +541,8 @@ bool is_checkpoint_file(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
   std::ifstream in(path, std::ios::binary);
-  char head[sizeof kMagic] = {};
-  return in.read(head, sizeof head) && std::memcmp(head, kMagic, sizeof kMagic) == 0;
+  char head[kCheckpointMagic.size()] = {};
+  return in.read(head, sizeof head) && std::string_view(head, sizeof head) == kCheckpointMagic;
 }
 
 }  // namespace vgg

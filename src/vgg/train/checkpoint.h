@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <limits>
 #include <string>
+#include <string_view>
 
 #include "vgg/data/batch.h"
 #include "vgg/models/model.h"
@@ -22,6 +23,8 @@
 namespace vgg {
 
 constexpr uint32_t kCheckpointVersion = 2;
+// The first 8 bytes of every checkpoint file.
+constexpr std::string_view kCheckpointMagic{"VGGCKPT\n", 8};
 
 struct CheckpointError : std::runtime_error {
   using std::runtime_error::runtime_error;

@@ -20,7 +20,7 @@ PretrainedWeights read_pretrained(const std::string& path, int64_t image_size) {
   PretrainedWeights w;
   w.path = path;
   const std::string head = read_regular_file_prefix(path, 8, kMaxCheckpointBytes, "weights");
-  if (head == "VGGCKPT\n") {
+  if (head == kCheckpointMagic) {
     LoadedCheckpoint ck = load_checkpoint(path);
     w.tensors = export_state_dict(ck.model);
     w.sidecar = sidecar_of(ck.meta);

@@ -31,22 +31,21 @@ std::string resumed_best_path(const CheckpointMeta& meta, const std::string& pat
   // checkpoint happens to name.
   const std::string& kept_best = meta.selection.best_path;
   const int64_t best_epoch = meta.selection.best_epoch;
-  const bool kept_usable = !kept_best.empty() && (is_checkpoint_file(kept_best) ||
-                                                  (best_epoch == 0 && ::access(kept_best.c_str(), F_OK) != 0));
-  if (!kept_best.empty() && !kept_usable && best_epoch > 0) {
-    throw UsageError(fmt::format("--resume: {} keeps its best epoch ({}) in {}, which is {}; the run cannot finish "
-                                 "without it (start a new run)",
-                                 path, best_epoch, kept_best,
-                                 ::access(kept_best.c_str(), F_OK) != 0 ? "missing" : "not a vgg checkpoint"));
-  }
-  if (!given) {
-    if (!kept_best.empty() && !kept_usable) {
+  if (!kept_best.empty()) {
+    const bool exists = ::access(kept_best.c_str(), F_OK) == 0;
+    const bool checkpoint = exists && is_checkpoint_file(kept_best);
+    if (!checkpoint && best_epoch > 0) {
+      throw UsageError(fmt::format("--resume: {} keeps its best epoch ({}) in {}, which is {}; the run cannot finish "
+                                   "without it (start a new run)",
+                                   path, best_epoch, kept_best, exists ? "not a vgg checkpoint" : "missing"));
+    }
+    if (!checkpoint && exists && !given) {
       throw UsageError(fmt::format("--save-best: {} names {} for its best epoch, which is not a vgg checkpoint; give "
                                    "--save-best PATH to keep the best elsewhere",
                                    path, kept_best));
     }
-    return kept_best;
   }
+  if (!given) return kept_best;
   if (asked != kept_best && best_epoch > 0) {
     throw UsageError(kept_best.empty()
                          ? fmt::format("--save-best: {} was trained without it and the weights of its best epoch ({}) "

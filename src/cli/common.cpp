@@ -40,8 +40,9 @@ CLI::Option* add_enum_option(CLI::App* app, const std::string& flag, E& value, c
 
 void add_model_flags(CLI::App* app, ModelOptions& o) {
   app->add_option("--arch", o.arch(),
-                  "vgg11|vgg13|vgg16|vgg19[_bn], alexnet (D2L's), alexnet_tv (torchvision's), lenet, "
-                  "or a conv_arch such as 1x64,1x128,2x256")
+                  "vgg11|vgg11_lrn|vgg13|vgg16c|vgg16|vgg19[_bn] (the paper's A, A-LRN, B, C, D, E), alexnet "
+                  "(D2L's), alexnet_tv (torchvision's), lenet, or a conv_arch such as 1x64,1x128,2x256 ('+' joins "
+                  "groups in a block, kK sets an odd kernel, +lrn adds LRN: 2x256+1x256k1, 1x64+lrn)")
       ->capture_default_str();
   app->add_option("--width-ratio", o.width_ratio(), "divide every conv width by this (D2L's small VGG uses 4)")
       ->capture_default_str();

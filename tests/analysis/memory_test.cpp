@@ -233,6 +233,12 @@ TEST(MemoryPlan, MatchesTheTensorPeakOfRealTrainingSteps) {
        TrainOptions().batch_size(16).precision("bf16").channels_last(true)},
       {"avgpool bf16 channels-last", ModelOptions(model).avgpool(2),
        TrainOptions().batch_size(16).precision("bf16").channels_last(true)},
+      {"lrn and 1x1 convolutions", ModelOptions("1x16+lrn,1x32+1x32k1,1x64").image_size(32).fc_width(64),
+       TrainOptions().batch_size(16)},
+      {"lrn bf16 channels-last", ModelOptions("1x16+lrn,1x32+1x32k1,1x64").image_size(32).fc_width(64),
+       TrainOptions().batch_size(16).precision("bf16").channels_last(true)},
+      {"lrn recompute momentum", ModelOptions("1x16+lrn,1x32+1x32k1,1x64").image_size(32).fc_width(64),
+       TrainOptions().batch_size(16).recompute(true).momentum(0.9)},
       {"adam frozen 2 blocks ema", model,
        TrainOptions().batch_size(16).optimizer(OptimizerKind::Adam).freeze(2).ema(0.99)},
       // A wide head and a batch of 2: the optimizer step is the peak, so its
@@ -264,10 +270,12 @@ TEST(MemoryPlan, MatchesTheTensorPeakOfRealTrainingSteps) {
 TEST(MemoryPlan, EvaluationPeakIsTheInferencePlan) {
   at::set_num_threads(2);
   track_cpu_allocations();
-  const auto model = ModelOptions("1x16,1x32,1x64").image_size(32).fc_width(64);
   const int64_t n = 64;
   Dataset data{torch::randint(0, 256, {n, 1, 32, 32}, torch::kUInt8), torch::randint(0, 10, {n}, torch::kInt64), {}};
-  for (const std::string precision : {"fp32", "bf16"}) {
+  for (const auto& [arch, precision] : std::vector<std::pair<std::string, std::string>>{
+           {"1x16,1x32,1x64", "fp32"}, {"1x16,1x32,1x64", "bf16"}, {"1x16+lrn,1x32+1x32k1,1x64", "fp32"},
+           {"1x16+lrn,1x32+1x32k1,1x64", "bf16"}}) {
+    const auto model = ModelOptions(arch).image_size(32).fc_width(64);
     if (precision == "bf16" && !cpu_has_native_bf16()) continue;  // as above
     const int64_t before = tracked_live_bytes();
     ConvNet net = build_model(model);
@@ -276,7 +284,7 @@ TEST(MemoryPlan, EvaluationPeakIsTheInferencePlan) {
     const int64_t measured = tracked_peak_bytes() - before;
     const MemoryPlan p = plan_memory(plan_layers(model), MemoryOptions().batch_size(n).precision(precision));
     const double error = static_cast<double>(p.inference_peak - measured) / static_cast<double>(measured);
-    EXPECT_LT(std::fabs(error), 0.05) << precision << ": predicted " << p.inference_peak << " (at "
+    EXPECT_LT(std::fabs(error), 0.05) << arch << " " << precision << ": predicted " << p.inference_peak << " (at "
                                       << p.inference_peak_at << "), measured " << measured;
   }
 }

@@ -179,6 +179,24 @@ TEST(Cli, SummaryWithAGlobalAveragePoolHead) {
   }
 }
 
+// The paper's Table 2 counts for configurations C (134M) and A-LRN (133M),
+// with the layer types that make them.
+TEST(Cli, SummaryOfThePapersConfigurationsCAndALrn) {
+  test::TempDir dir;
+  CliRun r = vgg("summary --arch vgg16c --in-channels 3 --classes 1000 --image-size 224", dir);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  // conv3_3 is 1x1: 256 x 256 + 256 parameters.
+  for (const char* s : {"Total params: 133,638,952", "conv3_3 (Conv2d)", "65,792",
+                        "conv_arch 2x64,2x128,2x256+1x256k1,2x512+1x512k1,2x512+1x512k1"}) {
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+  }
+  r = vgg("summary --arch vgg11_lrn --in-channels 3 --classes 1000 --image-size 224", dir);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  for (const char* s : {"Total params: 132,863,336", "lrn1 (LocalResponseNorm)", "conv_arch 1x64+lrn,1x128"}) {
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+  }
+}
+
 TEST(Cli, BadValuesGiveOneLineAndExitCode2) {
   test::TempDir dir;
   const std::vector<std::pair<std::string, std::string>> cases = {
@@ -187,6 +205,8 @@ TEST(Cli, BadValuesGiveOneLineAndExitCode2) {
       {"train --lr -1", "--lr"},
       {"train --arch 1x", "--arch"},
       {"train --arch vgg12", "--arch"},
+      {"summary --arch 1x64k2", "odd"},
+      {"summary --arch 1x64+lrn+1x64", "--arch"},
       {"train --arch vgg11 --image-size 16", "block 5"},
       {"train --batch-size 0", "--batch-size"},
       {"train --schedule weird", "--schedule"},

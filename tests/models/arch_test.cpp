@@ -218,6 +218,102 @@ TEST(Arch, GlobalAveragePoolHead) {
   EXPECT_EQ(usage_error([] { plan_layers(ModelOptions("vgg11").avgpool(7).head(Head::Gap)); }).rfind("--avgpool:", 0), 0u);
 }
 
+// The paper's Table 1 configurations C and A-LRN. Table 2 gives 133M for A
+// and A-LRN (an LRN has no parameters) and 134M for C: D's 138,357,544
+// less 8/9 of the three 3x3 convolutions C makes 1x1 (256x256 in block 3,
+// 512x512 in blocks 4 and 5).
+TEST(Arch, PaperConfigurationsCAndALrn) {
+  EXPECT_EQ(params_of("vgg11_lrn", 3, 1000), params_of("vgg11", 3, 1000));
+  EXPECT_EQ(params_of("vgg16c", 3, 1000), 138357544 - 8 * (256 * 256 + 2 * 512 * 512));
+  EXPECT_EQ(params_of("vgg16c", 3, 1000), 133638952);  // 134M, rounded as the paper rounds
+  // 1x1 convolutions do 1/9 of a 3x3's products.
+  EXPECT_EQ(total_macs(plan_layers(ModelOptions("vgg16c").in_channels(3).num_classes(1000))),
+            total_macs(plan_layers(ModelOptions("vgg16").in_channels(3).num_classes(1000))) -
+                int64_t{8} * (256 * 256 * 56 * 56 + 512 * 512 * 28 * 28 + 512 * 512 * 14 * 14));
+
+  const LayerTable c = plan_layers(ModelOptions("vgg16c").in_channels(3).num_classes(1000));
+  auto row = [](const LayerTable& t, const std::string& name) {
+    for (const auto& l : t) {
+      if (l.name == name) return l;
+    }
+    ADD_FAILURE() << "no layer " << name;
+    return LayerSpec{};
+  };
+  EXPECT_EQ(row(c, "conv3_3").kernel, 1);
+  EXPECT_EQ(row(c, "conv3_3").padding, 0);
+  EXPECT_EQ(row(c, "conv3_2").kernel, 3);
+  EXPECT_EQ(row(c, "conv5_3").out.str(), "512x14x14");
+  EXPECT_EQ(format_conv_arch(resolve_arch(ModelOptions("vgg16c")).conv_arch),
+            "2x64,2x128,2x256+1x256k1,2x512+1x512k1,2x512+1x512k1");
+
+  // A-LRN: the LRN follows conv1_1's ReLU and precedes the first pool.
+  const LayerTable a = plan_layers(ModelOptions("vgg11_lrn").in_channels(3).num_classes(1000));
+  ASSERT_GE(a.size(), 4u);
+  EXPECT_EQ(a[2].kind, LayerKind::LRN);
+  EXPECT_EQ(a[2].name, "lrn1");
+  EXPECT_STREQ(kind_name(a[2].kind), "LocalResponseNorm");
+  EXPECT_EQ(a[1].kind, LayerKind::ReLU);
+  EXPECT_EQ(a[3].kind, LayerKind::MaxPool);
+  EXPECT_EQ(format_conv_arch(resolve_arch(ModelOptions("vgg11_lrn")).conv_arch), "1x64+lrn,1x128,2x256,2x512,2x512");
+  EXPECT_TRUE(resolve_arch(ModelOptions("vgg11_lrn_bn")).batch_norm);
+
+  // The module holds what the table plans and runs.
+  ConvNet net = build_model(ModelOptions("1x8+lrn,1x16+1x16k1").image_size(8).fc_width(16));
+  EXPECT_EQ(count_parameters(*net), total_params(net->layers()));
+  EXPECT_EQ(count_parameters(*net), 1 * 8 * 9 + 8 + 8 * 16 * 9 + 16 + 16 * 16 + 16 + (16 * 4 + 1) * 16 +
+                                        (16 + 1) * 16 + (16 + 1) * 10);
+  EXPECT_EQ(net->forward(torch::randn({2, 1, 8, 8})).sizes(), (std::vector<int64_t>{2, 10}));
+}
+
+// torch's LocalResponseNorm with the paper's constants against the formula
+// b_c = a_c / (k + alpha/n * sum of a^2 over channels c-2..c+2)^beta.
+TEST(Arch, LrnLayerComputesThePapersNormalisation) {
+  ConvNet net = build_model(ModelOptions("1x7+lrn").image_size(4).fc_width(8));
+  auto& block = *(*net->features)[0]->as<torch::nn::Sequential>();
+  ASSERT_EQ(block.size(), 4u);  // conv relu lrn pool
+  const torch::Tensor a = torch::rand({2, 7, 3, 3}, torch::kDouble) * 40;  // large enough for the sum to matter
+  const torch::Tensor b = block[2]->as<torch::nn::LocalResponseNorm>()->forward(a);
+  const torch::Tensor sq = a * a;
+  torch::Tensor want = torch::empty_like(a);
+  for (int64_t c = 0; c < 7; ++c) {
+    const torch::Tensor window = sq.slice(1, std::max<int64_t>(0, c - 2), std::min<int64_t>(7, c + 3)).sum(1);
+    want.select(1, c).copy_(a.select(1, c) / (kLrnK + kLrnAlpha / kLrnSize * window).pow(kLrnBeta));
+  }
+  EXPECT_TRUE(torch::allclose(b, want, 1e-12, 1e-12)) << (b - want).abs().max().item<double>();
+  EXPECT_GT((a - b).abs().max().item<double>(), 1.0);  // it did normalise
+}
+
+TEST(Arch, KernelsAndLrnInTheConvArchSyntax) {
+  const ConvArch arch = parse_conv_arch("2x256+1x256k1,1x64+lrn,1x32k5+2x16");
+  ASSERT_EQ(arch.size(), 3u);
+  EXPECT_EQ(arch[0].groups, (std::vector<ConvGroup>{{2, 256, 3}, {1, 256, 1}}));
+  EXPECT_FALSE(arch[0].lrn);
+  EXPECT_TRUE(arch[1].lrn);
+  EXPECT_EQ(arch[2].num_convs(), 3);
+  EXPECT_EQ(arch[2].out_channels(), 16);
+  EXPECT_EQ(format_conv_arch(arch), "2x256+1x256k1,1x64+lrn,1x32k5+2x16");
+  EXPECT_EQ(format_conv_arch(parse_conv_arch("1x64k3")), "1x64");
+  // Named as literals, the paper's configurations are the named ones.
+  EXPECT_EQ(parse_conv_arch("1x64+lrn,1x128,2x256,2x512,2x512"), find_named_arch("vgg11_lrn")->conv_arch);
+  // Width ratio divides every group.
+  EXPECT_EQ(format_conv_arch(resolve_arch(ModelOptions("vgg16c").width_ratio(4)).conv_arch),
+            "2x16,2x32,2x64+1x64k1,2x128+1x128k1,2x128+1x128k1");
+  // A 5x5 group keeps the size (padding 2).
+  const LayerTable t = plan_layers(ModelOptions("1x4k5").image_size(8).fc_width(4));
+  EXPECT_EQ(t[0].out.str(), "4x8x8");
+  EXPECT_EQ(t[0].padding, 2);
+  for (const std::string bad : {"1x64k2", "1x64k", "1x64k13", "1x64+", "lrn", "1x64+lrn+lrn", "1x64+lrn+1x64",
+                                "+lrn", "1x64+LRN", "1xk3", "1x64k1k1"}) {
+    const std::string msg = usage_error([&] { plan_layers(ModelOptions(bad)); });
+    EXPECT_EQ(msg.rfind("--arch:", 0), 0u) << bad << ": " << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << bad;
+  }
+  EXPECT_NE(usage_error([] { parse_conv_arch("1x64k4"); }).find("odd"), std::string::npos);
+  std::string many = "64x8";
+  for (int i = 0; i < 20; ++i) many += "+64x8";
+  EXPECT_NE(usage_error([&] { parse_conv_arch(many); }).find("more than 16 groups"), std::string::npos);
+}
+
 TEST(Arch, RejectsImagesThatShrinkBelowOnePixelNamingTheBlock) {
   // Five halvings need at least 32 pixels; 16 runs out in block 5.
   std::string msg = usage_error([] { plan_layers(ModelOptions("vgg11").image_size(16)); });

@@ -293,6 +293,28 @@ TEST(OnnxExport, GlobalAveragePoolHeadMatchesOpenCv) {
   EXPECT_EQ(tail, (std::vector<std::string>{"AveragePool", "Flatten", "Gemm"}));
 }
 
+// The paper's configurations C and A-LRN: 1x1 convolutions and ONNX's LRN
+// (whose alpha is divided by size, as torch's is) run by OpenCV.
+TEST(OnnxExport, LrnAndOneByOneConvolutionsMatchOpenCv) {
+  REQUIRE_ONNX_AND_OPENCV();
+  ConvNet model = random_model(ModelOptions("1x8+lrn,1x16+1x16k1").image_size(16).in_channels(3).fc_width(32));
+  std::vector<std::string> ops;
+  expect_opencv_agrees(model, &ops);
+  EXPECT_EQ(std::count(ops.begin(), ops.end(), "LRN"), 1);
+  EXPECT_EQ(std::count(ops.begin(), ops.end(), "Conv"), 3);
+  const onnx::ModelProto m = parse(onnx_model_bytes(model));
+  for (const auto& n : m.graph().node()) {
+    if (n.op_type() != "LRN") continue;
+    for (const auto& a : n.attribute()) {
+      if (a.name() == "size") EXPECT_EQ(a.i(), 5);
+      if (a.name() == "alpha") EXPECT_FLOAT_EQ(a.f(), 1e-4f);
+      if (a.name() == "beta") EXPECT_FLOAT_EQ(a.f(), 0.75f);
+      if (a.name() == "bias") EXPECT_FLOAT_EQ(a.f(), 2.0f);
+    }
+    EXPECT_EQ(n.attribute_size(), 4);
+  }
+}
+
 TEST(OnnxExport, DropsDropoutAndUsesGemm) {
   ConvNet model = random_model(ModelOptions("1x8").image_size(8).fc_width(16).dropout(0.5));
   const onnx::ModelProto m = parse(onnx_model_bytes(model));

@@ -113,6 +113,12 @@ TEST(Weights, RecognisesArchitecturesFromShapes) {
       {ModelOptions("vgg19").in_channels(1).num_classes(10).image_size(64).fc_width(32).avgpool(1), "vgg19", 1},
       {small("2x32,2x64,2x128").image_size(28).batch_norm(true), "2x32,2x64,2x128", 0},
       {ModelOptions("alexnet_tv").in_channels(3).num_classes(7).image_size(64).fc_width(32), "alexnet_tv", 0},
+      // 1x1 convolutions and LRN (which takes an index in torchvision's
+      // layout, so the gap before the next block shows it).
+      {ModelOptions("vgg16c").in_channels(3).num_classes(1000).image_size(32).fc_width(16), "vgg16c", 0},
+      {ModelOptions("vgg11_lrn").in_channels(3).num_classes(10).image_size(32).fc_width(16), "vgg11_lrn", 0},
+      {small("1x8+lrn,1x16+1x16k1,2x16k5").batch_norm(true), "1x8+lrn,1x16+1x16k1,2x16k5", 0},
+      {small("1x8+1x16"), "1x8+1x16", 0},
   };
   for (const auto& c : cases) {
     const StateDict sd = export_of(c.model);
@@ -312,9 +318,11 @@ torch.save({{"logits": y}}, d + "/logits.pt")
 
 TEST(WeightsPython, GeneratedModuleRebuildsACustomArch) {
   VGG_REQUIRE_PYTHON_MODULES("torch");
-  for (const Head head : {Head::Dense, Head::Gap}) {
+  const std::vector<std::pair<std::string, Head>> cases = {
+      {"2x16,1x32", Head::Dense}, {"2x16,1x32", Head::Gap}, {"1x16+lrn,1x32+1x32k1", Head::Dense}};
+  for (const auto& [arch, head] : cases) {
     TempDir dir;
-    const ModelOptions o = small("2x16,1x32").image_size(28).batch_norm(true).head(head);
+    const ModelOptions o = small(arch).image_size(28).batch_norm(true).head(head);
     ConvNet model = build_model(o);
     randomise(model, 5);
     model->eval();
@@ -332,7 +340,7 @@ with torch.no_grad():
 torch.save({"logits": y}, sys.argv[1] + "/logits.pt")
 )");
     ASSERT_TRUE(theirs.defined());
-    EXPECT_LT((model->forward(x) - theirs).abs().max().item<double>(), 1e-4) << to_string(head);
+    EXPECT_LT((model->forward(x) - theirs).abs().max().item<double>(), 1e-4) << arch << " " << to_string(head);
   }
 }
 

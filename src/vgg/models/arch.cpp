@@ -45,10 +45,17 @@ Head parse_head(const std::string& name) {
 }
 
 const std::vector<NamedArch>& named_architectures() {
-  // Configurations A, B, D and E of Simonyan & Zisserman (2014), Table 1.
+  // The six configurations of Simonyan & Zisserman (2014), Table 1.
   static const std::vector<NamedArch> table = {
       {"vgg11", Family::VGG, {{1, 64}, {1, 128}, {2, 256}, {2, 512}, {2, 512}}, "configuration A (the notebook's VGG-11)"},
+      {"vgg11_lrn", Family::VGG,
+       {ConvBlock({{1, 64, 3}}, true), {1, 128}, {2, 256}, {2, 512}, {2, 512}},
+       "configuration A-LRN (A with LRN after the first convolution)"},
       {"vgg13", Family::VGG, {{2, 64}, {2, 128}, {2, 256}, {2, 512}, {2, 512}}, "configuration B"},
+      {"vgg16c", Family::VGG,
+       {{2, 64}, {2, 128}, ConvBlock({{2, 256, 3}, {1, 256, 1}}, false), ConvBlock({{2, 512, 3}, {1, 512, 1}}, false),
+        ConvBlock({{2, 512, 3}, {1, 512, 1}}, false)},
+       "configuration C (D with a 1x1 third convolution in blocks 3-5)"},
       {"vgg16", Family::VGG, {{2, 64}, {2, 128}, {3, 256}, {3, 512}, {3, 512}}, "configuration D"},
       {"vgg19", Family::VGG, {{2, 64}, {2, 128}, {4, 256}, {4, 512}, {4, 512}}, "configuration E"},
       {"alexnet", Family::AlexNet, {}, "D2L's AlexNet (96 11x11/4, 256 5x5, 384-384-256 3x3)"},
@@ -72,9 +79,14 @@ std::string known_names() {
   return names;
 }
 
+std::string conv_arch_syntax() {
+  return "a conv_arch like 1x64,1x128,2x256 (NUMxCHANNELS per block; '+' joins groups, kK sets an odd kernel, "
+         "+lrn adds LRN: 2x256+1x256k1, 1x64+lrn)";
+}
+
 int64_t parse_positive(const std::string& s, const std::string& item, const std::string& text, int64_t max) {
   if (s.empty() || s.size() > 6 || s.find_first_not_of("0123456789") != std::string::npos) {
-    throw UsageError(fmt::format("--arch: expected NUMxCHANNELS in '{}', found '{}'", text, item));
+    throw UsageError(fmt::format("--arch: expected NUMxCHANNELS[kK] in '{}', found '{}'", text, item));
   }
   int64_t v = std::stoll(s);
   if (v < 1 || v > max) {
@@ -83,24 +95,65 @@ int64_t parse_positive(const std::string& s, const std::string& item, const std:
   return v;
 }
 
+ConvGroup parse_group(const std::string& item, const std::string& text) {
+  const size_t x = item.find('x');
+  if (x == std::string::npos) {
+    throw UsageError(fmt::format("--arch: expected a name ({}) or {}; found '{}'", known_names(), conv_arch_syntax(), text));
+  }
+  const size_t k = item.find('k', x);
+  ConvGroup g;
+  g.convs = parse_positive(item.substr(0, x), item, text, 64);
+  g.channels = parse_positive(item.substr(x + 1, k == std::string::npos ? std::string::npos : k - x - 1), item, text, 65536);
+  if (k != std::string::npos) {
+    g.kernel = parse_positive(item.substr(k + 1), item, text, 11);
+    if (g.kernel % 2 == 0) {
+      throw UsageError(fmt::format("--arch: kernel {} in '{}' is even; expected an odd kernel (1, 3, 5, ...) so the "
+                                   "padding keeps the size",
+                                   g.kernel, text));
+    }
+  }
+  return g;
+}
+
 }  // namespace
+
+int64_t ConvBlock::num_convs() const {
+  int64_t n = 0;
+  for (const auto& g : groups) n += g.convs;
+  return n;
+}
 
 ConvArch parse_conv_arch(const std::string& text) {
   ConvArch arch;
+  int64_t convs = 0;
   size_t start = 0;
   while (start <= text.size()) {
     size_t comma = text.find(',', start);
     if (comma == std::string::npos) comma = text.size();
-    std::string item = text.substr(start, comma - start);
-    size_t x = item.find('x');
-    if (item.empty() || x == std::string::npos) {
-      throw UsageError(fmt::format(
-          "--arch: expected a name ({}) or a conv_arch like 1x64,1x128,2x256; found '{}'", known_names(), text));
+    const std::string block_text = text.substr(start, comma - start);
+    ConvBlock block;
+    size_t part_start = 0;
+    while (part_start <= block_text.size()) {
+      size_t plus = block_text.find('+', part_start);
+      if (plus == std::string::npos) plus = block_text.size();
+      const std::string part = block_text.substr(part_start, plus - part_start);
+      if (part == "lrn") {
+        if (block.groups.empty() || block.lrn || plus != block_text.size()) {
+          throw UsageError(fmt::format("--arch: '+lrn' must end a block that has convolutions, once; found '{}' in '{}'",
+                                       block_text, text));
+        }
+        block.lrn = true;
+      } else {
+        block.groups.push_back(parse_group(part, text));
+        convs += block.groups.back().convs;
+        if (block.groups.size() > 16) throw UsageError(fmt::format("--arch: more than 16 groups in '{}'", block_text));
+      }
+      part_start = plus + 1;
     }
-    int64_t num_convs = parse_positive(item.substr(0, x), item, text, 64);
-    int64_t num_channels = parse_positive(item.substr(x + 1), item, text, 65536);
-    arch.emplace_back(num_convs, num_channels);
+    arch.push_back(std::move(block));
     if (arch.size() > 64) throw UsageError(fmt::format("--arch: more than 64 blocks in '{}'", text));
+    // Bounds the layer table (and the module tree) a short string can ask for.
+    if (convs > 1024) throw UsageError(fmt::format("--arch: more than 1024 convolutions in '{}'", text));
     start = comma + 1;
   }
   return arch;
@@ -108,7 +161,15 @@ ConvArch parse_conv_arch(const std::string& text) {
 
 std::string format_conv_arch(const ConvArch& arch) {
   std::string s;
-  for (const auto& [n, c] : arch) s += fmt::format("{}{}x{}", s.empty() ? "" : ",", n, c);
+  for (const auto& block : arch) {
+    if (!s.empty()) s += ',';
+    for (size_t i = 0; i < block.groups.size(); ++i) {
+      const ConvGroup& g = block.groups[i];
+      s += fmt::format("{}{}x{}", i == 0 ? "" : "+", g.convs, g.channels);
+      if (g.kernel != 3) s += fmt::format("k{}", g.kernel);
+    }
+    if (block.lrn) s += "+lrn";
+  }
   return s;
 }
 
@@ -145,12 +206,14 @@ ResolvedArch resolve_arch(const ModelOptions& o) {
     r.conv_arch = named->conv_arch;
   } else {
     if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) {
-      throw UsageError(fmt::format("--arch: unknown architecture '{}'; expected one of {} or a conv_arch like 1x64,2x128",
-                                   o.arch(), known_names()));
+      throw UsageError(fmt::format("--arch: unknown architecture '{}'; expected one of {} or {}", o.arch(),
+                                   known_names(), conv_arch_syntax()));
     }
     r.conv_arch = parse_conv_arch(name);
   }
-  for (auto& [n, c] : r.conv_arch) c = std::max<int64_t>(1, c / o.width_ratio());
+  for (auto& block : r.conv_arch) {
+    for (auto& g : block.groups) g.channels = std::max<int64_t>(1, g.channels / o.width_ratio());
+  }
   if (o.width_ratio() > 1) r.label += fmt::format("/{}", o.width_ratio());
   return r;
 }
@@ -199,6 +262,12 @@ struct Planner {
     add(l);
   }
   void relu(const std::string& name, int block) { activation(LayerKind::ReLU, name, block); }
+  void lrn(const std::string& name, int block) {
+    LayerSpec l{LayerKind::LRN, name, block};
+    l.out = cur;
+    l.kernel = kLrnSize;
+    add(l);
+  }
   void pool(const std::string& name, int block, int64_t k, int64_t s, const std::string& what,
             LayerKind kind = LayerKind::MaxPool) {
     if (cur.h < k || cur.w < k) {
@@ -323,11 +392,17 @@ LayerTable plan_layers(const ModelOptions& o) {
     return p.table;
   } else {
     for (size_t b = 0; b < r.conv_arch.size(); ++b) {
-      const auto [num_convs, num_channels] = r.conv_arch[b];
+      const ConvBlock& spec = r.conv_arch[b];
       const int block = static_cast<int>(b) + 1;
-      for (int64_t i = 1; i <= num_convs; ++i) p.conv(fmt::format("{}_{}", block, i), block, num_channels, 3, 1, 1);
+      int64_t i = 0;
+      for (const ConvGroup& g : spec.groups) {
+        for (int64_t n = 0; n < g.convs; ++n) {
+          p.conv(fmt::format("{}_{}", block, ++i), block, g.channels, g.kernel, 1, g.kernel / 2);
+        }
+      }
+      if (spec.lrn) p.lrn(fmt::format("lrn{}", block), block);
       p.pool(fmt::format("pool{}", block), block, 2, 2,
-             fmt::format("conv_arch block {} ({}x{})", block, num_convs, num_channels));
+             fmt::format("conv_arch block {} ({})", block, format_conv_arch({spec})));
     }
     if (o.head() == Head::Gap) {
       p.gap_head(o.num_classes());

@@ -18,8 +18,32 @@
 
 namespace vgg {
 
-// (num_convs, num_channels) per vgg_block, as in the D2L notebook.
-using ConvArch = std::vector<std::pair<int64_t, int64_t>>;
+// `convs` convolutions of `channels` outputs and a `kernel` x `kernel`
+// window (padding kernel/2, so odd kernels keep the size).
+struct ConvGroup {
+  int64_t convs = 1, channels = 1, kernel = 3;
+  bool operator==(const ConvGroup& o) const {
+    return convs == o.convs && channels == o.channels && kernel == o.kernel;
+  }
+};
+
+// One vgg_block: its convolutions (each with ReLU, and batch norm when on),
+// optionally a local response normalisation (the paper's A-LRN), then a 2x2
+// max-pool. The D2L notebook's (num_convs, num_channels) is one 3x3 group.
+struct ConvBlock {
+  std::vector<ConvGroup> groups;
+  bool lrn = false;
+
+  ConvBlock() = default;
+  ConvBlock(int64_t convs, int64_t channels) : groups{{convs, channels, 3}} {}
+  ConvBlock(std::vector<ConvGroup> g, bool with_lrn) : groups(std::move(g)), lrn(with_lrn) {}
+  int64_t num_convs() const;
+  int64_t out_channels() const { return groups.back().channels; }
+  bool operator==(const ConvBlock& o) const { return groups == o.groups && lrn == o.lrn; }
+};
+
+// The conv_arch: one entry per vgg_block, as in the D2L notebook.
+using ConvArch = std::vector<ConvBlock>;
 
 // The classifier after the feature blocks. Dense: VGG's (dense, ReLU,
 // dropout) x 2 and a dense layer to the classes. Gap: global average
@@ -76,10 +100,15 @@ struct NamedArch {
   int64_t natural_image_size = 224;
 };
 
-// vgg11 (A), vgg13 (B), vgg16 (D), vgg19 (E), alexnet, alexnet_tv, lenet.
+// vgg11 (A), vgg11_lrn (A-LRN), vgg13 (B), vgg16c (C), vgg16 (D), vgg19
+// (E), alexnet, alexnet_tv, lenet.
 const std::vector<NamedArch>& named_architectures();
 
-// Parses "1x64,1x128,..." into a conv_arch; throws UsageError naming the flag.
+// Parses a conv_arch: blocks separated by commas, each block one or more
+// groups joined by '+', a group NUMxCHANNELS with an optional kernel suffix
+// kK (odd, 1..11; default 3), and "+lrn" after a block's groups for a local
+// response normalisation before its pool. "2x256+1x256k1" is config C's
+// block 3, "1x64+lrn" A-LRN's block 1. Throws UsageError naming --arch.
 ConvArch parse_conv_arch(const std::string& text);
 std::string format_conv_arch(const ConvArch& arch);
 

@@ -21,6 +21,7 @@ const char* kind_name(LayerKind kind) {
     case LayerKind::Flatten: return "Flatten";
     case LayerKind::Linear: return "Linear";
     case LayerKind::Dropout: return "Dropout";
+    case LayerKind::LRN: return "LocalResponseNorm";
   }
   return "?";
 }
@@ -36,7 +37,8 @@ int64_t LayerSpec::params() const {
     case LayerKind::AvgPool:
     case LayerKind::AdaptiveAvgPool:
     case LayerKind::Flatten:
-    case LayerKind::Dropout: return 0;
+    case LayerKind::Dropout:
+    case LayerKind::LRN: return 0;
   }
   return 0;
 }
@@ -52,7 +54,8 @@ int64_t LayerSpec::macs() const {
     case LayerKind::AvgPool:
     case LayerKind::AdaptiveAvgPool:
     case LayerKind::Flatten:
-    case LayerKind::Dropout: return 0;
+    case LayerKind::Dropout:
+    case LayerKind::LRN: return 0;
   }
   return 0;
 }
@@ -69,7 +72,8 @@ int64_t LayerSpec::ptflops_macs() const {
     // ptflops counts no operations for these.
     case LayerKind::Sigmoid:
     case LayerKind::Flatten:
-    case LayerKind::Dropout: return 0;
+    case LayerKind::Dropout:
+    case LayerKind::LRN: return 0;
   }
   return 0;
 }

@@ -20,8 +20,17 @@ struct Shape {  // per image; dense layers use {features, 1, 1}
 enum class LayerKind {
   Conv, BatchNorm, ReLU, Sigmoid, MaxPool, AvgPool,
   AdaptiveAvgPool,  // to a fixed out.h x out.w, as torchvision's heads
-  Flatten, Linear, Dropout
+  Flatten, Linear, Dropout,
+  LRN  // local response normalisation across channels (AlexNet's, VGG's A-LRN)
 };
+
+// The paper's LRN (Krizhevsky et al. 2012, used by VGG's A-LRN): window of
+// 5 channels, b = a / (k + alpha/size * sum a^2)^beta as torch's
+// LocalResponseNorm computes it.
+constexpr int64_t kLrnSize = 5;
+constexpr double kLrnAlpha = 1e-4;
+constexpr double kLrnBeta = 0.75;
+constexpr double kLrnK = 2.0;
 
 const char* kind_name(LayerKind kind);
 

@@ -26,6 +26,9 @@ nn::AnyModule make_layer(const LayerSpec& l) {
     case LayerKind::Flatten: return nn::AnyModule(nn::Flatten());
     case LayerKind::Linear: return nn::AnyModule(nn::Linear(l.in.numel(), l.out.c));
     case LayerKind::Dropout: return nn::AnyModule(nn::Dropout(l.dropout));
+    case LayerKind::LRN:
+      return nn::AnyModule(nn::LocalResponseNorm(
+          nn::LocalResponseNormOptions(l.kernel).alpha(kLrnAlpha).beta(kLrnBeta).k(kLrnK)));
   }
   throw std::logic_error("unknown layer kind");
 }

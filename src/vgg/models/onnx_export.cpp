@@ -49,6 +49,13 @@ void add_ints(onnx::NodeProto* node, const char* name, std::initializer_list<int
   for (int64_t v : values) a->add_ints(v);
 }
 
+void add_float(onnx::NodeProto* node, const char* name, float value) {
+  auto* a = node->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::FLOAT);
+  a->set_f(value);
+}
+
 void add_int(onnx::NodeProto* node, const char* name, int64_t value) {
   auto* a = node->add_attribute();
   a->set_name(name);
@@ -317,6 +324,15 @@ std::string onnx_model_bytes(ConvNet& model, const OnnxExportOptions& o) {
       }
       case LayerKind::Dropout:
         break;  // the identity in eval mode
+      case LayerKind::LRN:
+        // ONNX's LRN divides alpha by size, as torch's LocalResponseNorm does.
+        require_rank(rank, 4, l);
+        last = w.node("LRN", l.name, l.name);
+        add_int(last, "size", l.kernel);
+        add_float(last, "alpha", static_cast<float>(kLrnAlpha));
+        add_float(last, "beta", static_cast<float>(kLrnBeta));
+        add_float(last, "bias", static_cast<float>(kLrnK));
+        break;
     }
     shape = l.out;
   }

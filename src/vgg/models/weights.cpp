@@ -42,6 +42,20 @@ struct Conv {
   int64_t index, out, in, kh, kw;
 };
 
+// Appends a convolution to a block: the same group when it has the width
+// and kernel of the group before it.
+void add_conv(ConvBlock& block, const Conv& c, const std::string& what, const std::string& key) {
+  if (c.kh != c.kw || c.kh % 2 == 0) {
+    throw WeightsError(fmt::format("{}: {} is a {}x{} kernel; expected a square odd one (3x3, 1x1, ...)", what, key,
+                                   c.kh, c.kw));
+  }
+  if (!block.groups.empty() && block.groups.back().channels == c.out && block.groups.back().kernel == c.kh) {
+    ++block.groups.back().convs;
+  } else {
+    block.groups.push_back({1, c.out, c.kh});
+  }
+}
+
 // The name of the architecture a conv_arch is, or the literal.
 std::string arch_name(const ConvArch& arch) {
   for (const auto& n : named_architectures()) {
@@ -109,7 +123,8 @@ std::vector<WeightSpec> weight_specs(const LayerTable& layers) {
       case LayerKind::AvgPool:
       case LayerKind::AdaptiveAvgPool:
       case LayerKind::Flatten:
-      case LayerKind::Dropout: break;
+      case LayerKind::Dropout:
+      case LayerKind::LRN: break;
     }
   }
   return specs;
@@ -176,22 +191,22 @@ RecognisedWeights recognise_weights(const StateDict& sd, int64_t image_size, con
   bool bn = false;
   if (ours) {
     r.layout = "vgg";
+    // An LRN has no tensors, so this layout cannot show one (checkpoints
+    // carry the architecture's name).
     ConvArch arch;
     for (int64_t b = 0;; ++b) {
-      int64_t n = 0, width = 0;
+      ConvBlock block;
       for (int64_t i = 1;; ++i) {
-        const torch::Tensor* w = tensor(fmt::format("features.{}.conv{}_{}.weight", b, b + 1, i));
+        const std::string key = fmt::format("features.{}.conv{}_{}.weight", b, b + 1, i);
+        const torch::Tensor* w = tensor(key);
         if (w == nullptr) break;
-        if (w->dim() != 4) throw WeightsError(fmt::format("{}: conv{}_{}.weight has {} dimensions, expected 4", what, b + 1, i, w->dim()));
+        if (w->dim() != 4) throw WeightsError(fmt::format("{}: {} has {} dimensions, expected 4", what, key, w->dim()));
         convs.push_back({static_cast<int64_t>(convs.size()), w->size(0), w->size(1), w->size(2), w->size(3)});
-        if (n > 0 && w->size(0) != width) {
-          throw WeightsError(fmt::format("{}: block {} changes width inside the block ({} then {})", what, b + 1, width, w->size(0)));
-        }
-        width = w->size(0), ++n;
+        add_conv(block, convs.back(), what, key);
         bn |= tensor(fmt::format("features.{}.bn{}_{}.running_mean", b, b + 1, i)) != nullptr;
       }
-      if (n == 0) break;
-      arch.emplace_back(n, width);
+      if (block.groups.empty()) break;
+      arch.push_back(std::move(block));
     }
     if (arch.empty()) throw WeightsError(fmt::format("{}: no convolution features.0.conv1_1.weight", what));
     m.arch(arch_name(arch)).batch_norm(bn).in_channels(convs.front().in);
@@ -240,18 +255,15 @@ RecognisedWeights recognise_weights(const StateDict& sd, int64_t image_size, con
       }
       for (size_t j = 0; j < convs.size(); ++j) {
         const Conv& c = convs[j];
-        if (c.kh != 3 || c.kw != 3) {
-          throw WeightsError(fmt::format("{}: features.{}.weight is a {}x{} kernel; VGG's are 3x3", what, c.index, c.kh, c.kw));
-        }
         const int64_t gap = j == 0 ? 0 : c.index - convs[j - 1].index;
-        if (j == 0 || gap == stride + 1) {  // a max-pool in between: a new block
-          arch.emplace_back(1, c.out);
+        // Between blocks a max-pool, and an LRN before it (A-LRN) takes one
+        // more index; an LRN ending the last block leaves no trace here.
+        if (j == 0 || gap == stride + 1 || gap == stride + 2) {
+          if (gap == stride + 2) arch.back().lrn = true;
+          arch.emplace_back();
+          add_conv(arch.back(), c, what, fmt::format("features.{}.weight", c.index));
         } else if (gap == stride) {
-          if (c.out != arch.back().second) {
-            throw WeightsError(fmt::format("{}: features.{} changes width inside a block ({} then {})", what, c.index,
-                                           arch.back().second, c.out));
-          }
-          ++arch.back().first;
+          add_conv(arch.back(), c, what, fmt::format("features.{}.weight", c.index));
         } else {
           throw WeightsError(fmt::format("{}: features.{} follows features.{}: not the layout of a VGG{}", what,
                                          c.index, convs[j - 1].index, bn ? " with batch norm" : ""));
@@ -446,6 +458,9 @@ std::string pytorch_module_source(const ModelOptions& options, const std::string
       case LayerKind::Flatten: continue;  // torch.flatten in forward(), as torchvision
       case LayerKind::Linear: m = fmt::format("nn.Linear({}, {})", l.in.numel(), l.out.c); break;
       case LayerKind::Dropout: m = fmt::format("nn.Dropout(p={})", l.dropout); break;
+      case LayerKind::LRN:
+        m = fmt::format("nn.LocalResponseNorm({}, alpha={}, beta={}, k={})", l.kernel, kLrnAlpha, kLrnBeta, kLrnK);
+        break;
     }
     (l.block > 0 ? features : head) += fmt::format("            {},  # {}\n", m, l.name);
   }

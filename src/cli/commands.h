@@ -26,5 +26,6 @@ Command register_data(CLI::App& root);
 Command register_export(CLI::App& root);
 Command register_import(CLI::App& root);
 Command register_lr_find(CLI::App& root);
+Command register_sweep(CLI::App& root);
 
 }  // namespace vgg::cli

@@ -506,12 +506,6 @@ void print_table(const std::vector<std::vector<std::string>>& rows, std::FILE* o
   }
 }
 
-std::string with_commas(int64_t v) {
-  std::string s = std::to_string(v < 0 ? -v : v);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
-  return v < 0 ? "-" + s : s;
-}
-
 std::string wrap(const std::string& text, size_t width, const std::string& indent) {
   std::string out, line;
   size_t start = 0;

@@ -115,8 +115,6 @@ std::string yes_no(bool b);
 // Prints a right-aligned text table; the first row is the header.
 void print_table(const std::vector<std::vector<std::string>>& rows, std::FILE* out = stdout);
 
-std::string with_commas(int64_t v);
-
 // Breaks `text` at spaces into lines of at most `width` characters, each
 // prefixed with `indent`.
 std::string wrap(const std::string& text, size_t width, const std::string& indent = "");

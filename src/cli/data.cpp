@@ -14,6 +14,7 @@
 #include "vgg/data/loader.h"
 #include "vgg/data/source.h"
 #include "vgg/error.h"
+#include "vgg/sys.h"
 
 namespace vgg::cli {
 namespace {

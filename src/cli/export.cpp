@@ -12,6 +12,7 @@
 #include "vgg/io.h"
 #include "vgg/models/onnx_export.h"
 #include "vgg/models/weights.h"
+#include "vgg/sys.h"
 #include "vgg/train/checkpoint.h"
 #include "vgg/train/pretrained.h"
 

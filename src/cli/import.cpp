@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "common.h"
 #include "vgg/error.h"
+#include "vgg/sys.h"
 #include "vgg/train/pretrained.h"
 
 namespace vgg::cli {

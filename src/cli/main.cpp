@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
                                              vgg::cli::register_profile(app), vgg::cli::register_predict(app),
                                              vgg::cli::register_plot(app), vgg::cli::register_memory(app),
                                              vgg::cli::register_data(app), vgg::cli::register_export(app),
-                                             vgg::cli::register_import(app), vgg::cli::register_lr_find(app)};
+                                             vgg::cli::register_import(app), vgg::cli::register_lr_find(app),
+                                             vgg::cli::register_sweep(app)};
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     std::string names;

@@ -26,6 +26,8 @@ void reset_peak_rss();
 void return_freed_memory_to_os(int64_t threshold = 1 << 20);
 
 std::string format_bytes(double bytes);
+// 128806154 -> "128,806,154".
+std::string with_commas(int64_t v);
 // Parses sizes such as "2GiB", "512MiB", "1.5G", "1000000"; throws UsageError naming `flag`.
 int64_t parse_bytes(const std::string& text, const std::string& flag);
 

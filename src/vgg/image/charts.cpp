@@ -157,7 +157,21 @@ void draw_line_chart(Painter& p, const LineChart& chart, int width, int height) 
   }
   if (!std::isfinite(xmin)) xmin = 0, xmax = 1;
   if (xmax - xmin < 1e-9) xmin -= 0.5, xmax += 0.5;
-  ymax = std::max(ymax, 1.0);  // accuracies live in [0, 1]; keep that scale visible
+  if (!chart.fit_to_data) {
+    ymax = std::max(ymax, 1.0);  // accuracies live in [0, 1]; keep that scale visible
+  } else {
+    const double xpad = 0.06 * (xmax - xmin);
+    xmin -= xpad, xmax += xpad;
+    ymin = std::numeric_limits<double>::infinity(), ymax = -ymin;
+    for (const auto& s : chart.series) {
+      for (double v : s.y) {
+        if (std::isfinite(v)) ymin = std::min(ymin, v), ymax = std::max(ymax, v);
+      }
+    }
+    if (!std::isfinite(ymin)) ymin = 0, ymax = 1;
+    const double pad = std::max(0.05 * (ymax - ymin), 1e-3);  // room above and below the extreme points
+    ymin -= pad, ymax += pad;
+  }
   const auto yt = nice_ticks(ymin, ymax, 6);
   const double ylo = yt.front(), yhi = yt.back();
   auto X = [&](double v) { return left + (v - xmin) / (xmax - xmin) * (right - left); };
@@ -171,14 +185,18 @@ void draw_line_chart(Painter& p, const LineChart& chart, int width, int height) 
   }
   auto xt = nice_ticks(xmin, xmax, 10);
   // Epochs are whole numbers, and a log axis ticks at whole powers of ten:
-  // never label fractions of one.
+  // never label fractions of one there.
+  const bool whole = !chart.fit_to_data || chart.x_log;
   xt.erase(std::remove_if(xt.begin(), xt.end(),
-                          [&](double v) { return v < xmin - 1e-9 || v > xmax + 1e-9 || std::fabs(v - std::round(v)) > 1e-9; }),
+                          [&](double v) {
+                            return v < xmin - 1e-9 || v > xmax + 1e-9 || (whole && std::fabs(v - std::round(v)) > 1e-9);
+                          }),
            xt.end());
+  const double xstep = xt.size() > 1 ? xt[1] - xt[0] : 1;
   for (double v : xt) {
     p.line(X(v), top, X(v), bottom, grid, 1);
-    p.text(chart.x_log ? fmt::format("1e{}", std::lround(v)) : tick_label(v, 1), X(v), bottom + 18, tick_size, ink,
-           Align::Center);
+    p.text(chart.x_log ? fmt::format("1e{}", std::lround(v)) : tick_label(v, whole ? 1 : xstep), X(v), bottom + 18,
+           tick_size, ink, Align::Center);
   }
   p.line(left, bottom, right, bottom, ink, 1.2);
   p.line(left, top, left, bottom, ink, 1.2);
@@ -193,6 +211,10 @@ void draw_line_chart(Painter& p, const LineChart& chart, int width, int height) 
     p.polyline(pts, s.color, 2.2, s.dash);
     if (s.markers) {
       for (const auto& [x, y] : pts) p.disc(x, y, 3.2, s.color);
+    }
+    for (size_t i = 0; i < s.point_labels.size() && i < s.x.size() && i < s.y.size(); ++i) {
+      if (!std::isfinite(s.y[i]) || !std::isfinite(xpos(s.x[i]))) continue;
+      p.text(s.point_labels[i], X(xpos(s.x[i])) + 6, Y(s.y[i]) - 6, tick_size, s.color, Align::Left);
     }
   }
   // Legend to the right of the plot, where no curve can hide it.

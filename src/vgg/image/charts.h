@@ -16,6 +16,8 @@ struct Series {
   Color color;
   std::vector<double> dash;  // on/off lengths in pixels; empty = solid
   bool markers = true;       // a dot at every point (off for long curves)
+  // Drawn beside the points, one per point (a scatter's names); may be empty.
+  std::vector<std::string> point_labels;
 };
 
 struct LineChart {
@@ -24,6 +26,10 @@ struct LineChart {
   // A logarithmic x axis (x > 0; ticks at powers of ten), as learning
   // rates are drawn. Otherwise x counts epochs: ticks at whole numbers.
   bool x_log = false;
+  // Both axes span the data alone, with a margin, and x ticks may be
+  // fractions: tells close points apart (a sweep's). Otherwise y spans 0
+  // (and 1, for accuracies) to the data.
+  bool fit_to_data = false;
 };
 
 // Writes PNG or SVG, chosen by the extension of `path` (.png or .svg);

@@ -1,11 +1,21 @@
 // vgg sweep: trains every combination of a grid of vgg train flags with the
-// same budget and writes one table (Markdown and CSV) and one picture
-// (accuracy against training time), plus each configuration's metrics.
+// same budget, each as its own vgg train process, and writes one table
+// (Markdown and CSV) and one picture (accuracy against training time), plus
+// each configuration's metrics and output.
 #include <fmt/format.h>
 
-#include <atomic>
-#include <csignal>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <tuple>
+
+#include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "common.h"
@@ -14,6 +24,8 @@
 #include "vgg/io.h"
 #include "vgg/sys.h"
 #include "vgg/train/session.h"
+
+extern char** environ;
 
 namespace vgg::cli {
 namespace {
@@ -28,11 +40,9 @@ struct SweepArgs {
   bool dry_run = false;
 };
 
-std::atomic<bool> g_stop{false};
-extern "C" void on_sweep_signal(int) { g_stop.store(true); }
-
 // A configuration's settings, parsed by vgg train's own flag table and
-// preset logic, so a sweep trains what `vgg train FLAGS` would.
+// preset logic: checks every configuration before the first one trains,
+// and gives the model that parameters and MACs are counted on.
 SessionOptions parse_config(const std::vector<std::string>& flags, const std::string& label) {
   CLI::App app;
   SessionOptions o;
@@ -54,33 +64,55 @@ SessionOptions parse_config(const std::vector<std::string>& flags, const std::st
   return o;
 }
 
-SweepResult train_config(SessionOptions o, const std::string& label, const std::string& metrics_path) {
-  reset_peak_rss();
-  TrainingSession session(std::move(o));
-  AppendLog metrics(metrics_path, "--out");
-  SweepResult r;
-  r.label = label;
-  TrainingSession::Events events;
-  events.epoch = [&](const EpochStats& s) {
-    r.train_seconds += s.seconds;
-    r.images_per_sec = s.images_per_sec;
-    r.epochs = s.epoch;
-    metrics.write_line(to_json(s).dump());
-    fmt::print("  epoch {}: train loss {:.4f}, {} acc {:.4f}, {:.1f}s\n", s.epoch, s.train_loss, to_string(s.eval_split),
-               s.eval.accuracy, s.seconds);
-    std::fflush(stdout);
-  };
-  const TrainingSession::Outcome outcome = session.run(events, &g_stop);
-  if (outcome == TrainingSession::Outcome::Interrupted || outcome == TrainingSession::Outcome::InterruptedAfterEpoch) {
-    throw std::runtime_error(fmt::format("sweep interrupted during '{}'", label));
+// Trains one configuration as its own `vgg train` process, so that its peak
+// RSS (the kernel's, from wait4) is its own and not what the configurations
+// before it left in this process's heap and caches; its output goes to
+// `log`, its metrics to `metrics`. Returns the process's exit code.
+int run_train_process(std::vector<std::string> args, const std::string& log, int64_t* peak_rss) {
+  args.insert(args.begin(), {"vgg", "train"});
+  std::vector<char*> argv;
+  for (auto& s : args) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  pid_t pid = 0;
+  const int err = posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (err != 0) throw std::runtime_error(fmt::format("sweep: cannot start vgg train: {}", std::strerror(err)));
+  int status = 0;
+  rusage usage{};
+  while (wait4(pid, &status, 0, &usage) < 0) {
+    if (errno != EINTR) throw std::runtime_error(fmt::format("sweep: wait4: {}", std::strerror(errno)));
   }
-  const EvalResult& test = session.last_test().count > 0 ? session.last_test() : session.last_epoch().eval;
-  r.accuracy = test.accuracy;
-  r.peak_rss = peak_rss_bytes();
-  const LayerTable layers = plan_layers(session.options().model());
-  r.params = total_params(layers);
-  r.macs = total_macs(layers);
-  return r;
+  *peak_rss = static_cast<int64_t>(usage.ru_maxrss) * 1024;  // KiB on Linux
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// The run's numbers from its metrics: training seconds summed over epochs,
+// the last epoch's throughput and test accuracy (or the final test line's,
+// after a validation split).
+void read_metrics(const std::string& path, SweepResult& r) {
+  const std::string text = read_regular_file(path, int64_t{1} << 26, "sweep metrics");
+  size_t start = 0;
+  bool any = false;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    if (nl == std::string::npos) nl = text.size();
+    const auto j = nlohmann::json::parse(text.substr(start, nl - start), nullptr, /*allow_exceptions=*/false);
+    start = nl + 1;
+    if (!j.is_object()) continue;
+    if (j.contains("test_accuracy") && j["test_accuracy"].is_number()) r.accuracy = j["test_accuracy"].get<double>();
+    if (j.contains("final")) continue;
+    any = true;
+    if (j.contains("seconds") && j["seconds"].is_number()) r.train_seconds += j["seconds"].get<double>();
+    if (j.contains("images_per_sec") && j["images_per_sec"].is_number()) {
+      r.images_per_sec = j["images_per_sec"].get<double>();
+    }
+    if (j.contains("epoch") && j["epoch"].is_number_integer()) r.epochs = j["epoch"].get<int64_t>();
+  }
+  if (!any) throw std::runtime_error(fmt::format("sweep: {} holds no epoch", path));
 }
 
 int run_sweep(SweepArgs& a) {
@@ -95,47 +127,59 @@ int run_sweep(SweepArgs& a) {
     }
   }
   // Every configuration is checked before the first one trains.
-  std::vector<std::pair<std::string, SessionOptions>> runs;
+  std::vector<std::tuple<std::string, std::vector<std::string>, SessionOptions>> runs;
   for (const auto& c : configs) {
     std::vector<std::string> flags = a.train_flags;
     for (const auto& [flag, value] : c) flags.insert(flags.end(), {flag, value});
-    runs.emplace_back(config_label(c), parse_config(flags, config_label(c)));
+    runs.emplace_back(config_label(c), flags, parse_config(flags, config_label(c)));
   }
   std::error_code ec;
   std::filesystem::create_directories(a.out, ec);
   if (ec || !std::filesystem::is_directory(a.out)) {
     throw UsageError(fmt::format("--out: cannot create directory {} ({})", a.out, ec ? ec.message() : "not a directory"));
   }
-  configure_allocator(a.tensor_cache, false);
   const int threads = configure_threads(a.threads);
   fmt::print("sweep: {} configurations, threads {}, results in {}/\n", runs.size(), threads, a.out);
   if (a.dry_run) {
-    for (const auto& [label, o] : runs) {
+    for (const auto& [label, flags, o] : runs) {
       fmt::print("  {}: {}, epochs {}, batch {}\n", label, resolve_arch(o.model()).label, o.train().epochs(),
                  o.train().batch_size());
     }
     return 0;
   }
-  std::signal(SIGINT, on_sweep_signal);
-  std::signal(SIGTERM, on_sweep_signal);
   std::vector<SweepResult> results;
   for (size_t i = 0; i < runs.size(); ++i) {
-    const auto& [label, o] = runs[i];
+    const auto& [label, flags, o] = runs[i];
     fmt::print("[{}/{}] {}\n", i + 1, runs.size(), label);
     std::fflush(stdout);
-    const std::string metrics = fmt::format("{}/run-{}.jsonl", a.out, i + 1);
-    std::filesystem::remove(metrics, ec);  // a rerun replaces, not appends
-    results.push_back(train_config(o, label, metrics));
-    const SweepResult& r = results.back();
-    fmt::print("  test accuracy {:.4f}, training {:.1f}s, peak RSS {}\n", r.accuracy, r.train_seconds,
-               format_bytes(static_cast<double>(r.peak_rss)));
+    const std::string stem = fmt::format("{}/run-{}", a.out, i + 1);
+    std::filesystem::remove(stem + ".jsonl", ec);  // a rerun replaces, not appends
+    std::vector<std::string> args = flags;
+    args.insert(args.end(), {"--metrics", stem + ".jsonl", "--no-progress", "--threads", std::to_string(threads),
+                             a.tensor_cache ? "--tensor-cache" : "--no-tensor-cache"});
+    SweepResult r;
+    r.label = label;
+    const int rc = run_train_process(args, stem + ".log", &r.peak_rss);
+    if (rc != 0) {
+      throw std::runtime_error(fmt::format("sweep: '{}' failed (vgg train exit code {}); its output is in {}.log",
+                                           label, rc, stem));
+    }
+    read_metrics(stem + ".jsonl", r);
+    const LayerTable layers = plan_layers(o.model());
+    r.params = total_params(layers);
+    r.macs = total_macs(layers);
+    results.push_back(r);
+    fmt::print("  test accuracy {:.4f}, training {:.1f}s, {:.0f} img/s, peak RSS {}\n", r.accuracy, r.train_seconds,
+               r.images_per_sec, format_bytes(static_cast<double>(r.peak_rss)));
+    std::fflush(stdout);
     // The table so far, so an interrupted sweep keeps what it measured.
     write_file(a.out + "/sweep.md", sweep_markdown(results));
     write_file(a.out + "/sweep.csv", sweep_csv(results));
   }
   write_sweep_chart(a.out + "/sweep.png", results, a.title.empty() ? "vgg sweep: accuracy against time" : a.title);
   std::fputs(sweep_markdown(results).c_str(), stdout);
-  fmt::print("table: {0}/sweep.md, {0}/sweep.csv; picture: {0}/sweep.png; metrics: {0}/run-N.jsonl\n", a.out);
+  fmt::print("table: {0}/sweep.md, {0}/sweep.csv; picture: {0}/sweep.png; each run: {0}/run-N.jsonl and .log\n",
+             a.out);
   return 0;
 }
 

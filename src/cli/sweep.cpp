@@ -15,14 +15,13 @@
 #include <filesystem>
 #include <tuple>
 
-#include <nlohmann/json.hpp>
-
 #include "commands.h"
 #include "common.h"
 #include "vgg/analysis/sweep.h"
 #include "vgg/error.h"
 #include "vgg/io.h"
 #include "vgg/sys.h"
+#include "vgg/train/metrics.h"
 #include "vgg/train/session.h"
 
 extern char** environ;
@@ -90,31 +89,6 @@ int run_train_process(std::vector<std::string> args, const std::string& log, int
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-// The run's numbers from its metrics: training seconds summed over epochs,
-// the last epoch's throughput and test accuracy (or the final test line's,
-// after a validation split).
-void read_metrics(const std::string& path, SweepResult& r) {
-  const std::string text = read_regular_file(path, int64_t{1} << 26, "sweep metrics");
-  size_t start = 0;
-  bool any = false;
-  while (start < text.size()) {
-    size_t nl = text.find('\n', start);
-    if (nl == std::string::npos) nl = text.size();
-    const auto j = nlohmann::json::parse(text.substr(start, nl - start), nullptr, /*allow_exceptions=*/false);
-    start = nl + 1;
-    if (!j.is_object()) continue;
-    if (j.contains("test_accuracy") && j["test_accuracy"].is_number()) r.accuracy = j["test_accuracy"].get<double>();
-    if (j.contains("final")) continue;
-    any = true;
-    if (j.contains("seconds") && j["seconds"].is_number()) r.train_seconds += j["seconds"].get<double>();
-    if (j.contains("images_per_sec") && j["images_per_sec"].is_number()) {
-      r.images_per_sec = j["images_per_sec"].get<double>();
-    }
-    if (j.contains("epoch") && j["epoch"].is_number_integer()) r.epochs = j["epoch"].get<int64_t>();
-  }
-  if (!any) throw std::runtime_error(fmt::format("sweep: {} holds no epoch", path));
-}
-
 int run_sweep(SweepArgs& a) {
   std::vector<SweepAxis> axes;
   for (const auto& g : a.grid) axes.push_back(parse_sweep_axis(g));
@@ -164,7 +138,14 @@ int run_sweep(SweepArgs& a) {
       throw std::runtime_error(fmt::format("sweep: '{}' failed (vgg train exit code {}); its output is in {}.log",
                                            label, rc, stem));
     }
-    read_metrics(stem + ".jsonl", r);
+    // The run's numbers from its metrics (the parser vgg plot uses): training
+    // seconds summed over epochs, the last epoch's throughput and test
+    // accuracy, or the final test line's after a validation split.
+    const MetricsLog log = read_metrics(stem + ".jsonl");
+    for (const EpochRecord& e : log.epochs) r.train_seconds += e.seconds;
+    r.images_per_sec = log.epochs.back().images_per_sec;
+    r.epochs = log.epochs.back().epoch;
+    r.accuracy = log.final_test_accuracy.value_or(log.epochs.back().test_accuracy.value_or(0.0));
     const LayerTable layers = plan_layers(o.model());
     r.params = total_params(layers);
     r.macs = total_macs(layers);

@@ -46,6 +46,8 @@ MetricsLog parse_metrics(const std::string& text, const std::string& path) {
       if (j.contains("test_accuracy")) r.test_accuracy = j["test_accuracy"].get<double>();
       if (j.contains("val_loss")) r.val_loss = j["val_loss"].get<double>();
       if (j.contains("val_accuracy")) r.val_accuracy = j["val_accuracy"].get<double>();
+      if (j.contains("seconds")) r.seconds = j["seconds"].get<double>();
+      if (j.contains("images_per_sec")) r.images_per_sec = j["images_per_sec"].get<double>();
     } catch (const FileError& e) {
       throw std::runtime_error(fmt::format("{} line {}: {}", path, n, e.what()));
     } catch (const nlohmann::json::exception& e) {
@@ -62,8 +64,8 @@ MetricsLog parse_metrics(const std::string& text, const std::string& path) {
     auto finite = [](double v) { return std::isfinite(v); };
     if (!finite(r.train_loss) || !finite(r.train_accuracy) || (r.test_loss && !finite(*r.test_loss)) ||
         (r.test_accuracy && !finite(*r.test_accuracy)) || (r.val_loss && !finite(*r.val_loss)) ||
-        (r.val_accuracy && !finite(*r.val_accuracy))) {
-      throw std::runtime_error(fmt::format("{} line {}: a loss or accuracy is not a finite number", path, n));
+        (r.val_accuracy && !finite(*r.val_accuracy)) || !finite(r.seconds) || !finite(r.images_per_sec)) {
+      throw std::runtime_error(fmt::format("{} line {}: a loss, accuracy or time is not a finite number", path, n));
     }
     if (log.epochs.empty() || r.epoch <= log.epochs.back().epoch) {
       log.epochs.clear();

@@ -12,6 +12,7 @@ struct EpochRecord {
   double train_loss = 0, train_accuracy = 0;
   std::optional<double> test_loss, test_accuracy;  // absent for epochs not evaluated
   std::optional<double> val_loss, val_accuracy;    // runs with a validation set evaluate on it instead
+  double seconds = 0, images_per_sec = 0;          // the epoch's training time and throughput (0 if absent)
 };
 
 struct MetricsLog {
